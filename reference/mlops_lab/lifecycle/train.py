@@ -1,0 +1,155 @@
+"""Train, log and register one version of `fraud-detector`, then gate it against the champion.
+
+    mlops-lab train --data var/data/train.parquet --promote
+
+What one run records in MLflow: hyperparameters; holdout metrics; the data fingerprint, row
+count and fraud rate; the code version (git sha, dirty flag); a model signature and input
+example; the training reference sample the drift monitor compares production against
+(`reference/reference.parquet`); the holdout the gate evaluates on (`eval/holdout.parquet`).
+The registered version carries the decision threshold and lineage as tags.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import infer_signature
+from sklearn.model_selection import train_test_split
+
+from mlops_lab.data.io import fingerprint
+from mlops_lab.data.schema import SCHEMA
+from mlops_lab.lifecycle import model as fraud_model
+from mlops_lab.lifecycle.tracking import client_for, ensure_experiment
+from mlops_lab.settings import Settings
+
+REFERENCE_ARTIFACT = "reference/reference.parquet"
+HOLDOUT_ARTIFACT = "eval/holdout.parquet"
+REFERENCE_ROWS = 5_000
+# Types skops must trust to load the pipeline back (the log1p ufunc and the encoder dtype).
+SKOPS_TRUSTED = ["numpy.log1p", "numpy.dtype"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    version: str
+    metrics: dict[str, float]
+    threshold: float
+    data_fingerprint: str
+
+
+def code_version() -> dict[str, str]:
+    """Git sha of the working tree (and whether it had uncommitted changes), or 'unknown'."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True).stdout
+        return {"code_version": sha, "code_dirty": str(bool(dirty.strip())).lower()}
+    except (OSError, subprocess.CalledProcessError):
+        return {"code_version": "unknown", "code_dirty": "unknown"}
+
+
+def train(
+    settings: Settings,
+    data: pd.DataFrame,
+    *,
+    params: fraud_model.Hyperparams | None = None,
+    lineage: dict[str, str] | None = None,
+) -> TrainResult:
+    """Fit on `data`, log everything, register a new version. Does not move any alias."""
+    params = params or fraud_model.Hyperparams(seed=settings.seed)
+    problems = SCHEMA.problems(data)
+    if SCHEMA.label not in data.columns:
+        problems.append(f"missing label column {SCHEMA.label}")
+    if problems:
+        raise ValueError("training data does not match the schema: " + "; ".join(problems))
+
+    x, y = data[SCHEMA.names], data[SCHEMA.label].astype(int)
+    x_fit, x_hold, y_fit, y_hold = train_test_split(
+        x, y, test_size=0.25, random_state=params.seed, stratify=y if y.nunique() == 2 else None
+    )
+    pipeline = fraud_model.build_pipeline(params).fit(x_fit, y_fit)
+    hold_scores = fraud_model.scores(pipeline, x_hold)
+    threshold = fraud_model.budget_threshold(fraud_model.scores(pipeline, x_fit), settings.flag_budget)
+    metrics = fraud_model.metrics(y_hold.to_numpy(), hold_scores, threshold)
+    latency = fraud_model.single_row_latency_ms(pipeline, x_hold)
+
+    client = client_for(settings)
+    mlflow.set_tracking_uri(client.tracking_uri)
+    mlflow.set_registry_uri(client.tracking_uri)
+    experiment_id = ensure_experiment(client, settings)
+    data_fp = fingerprint(data)
+    tags = {
+        "data_fingerprint": data_fp,
+        **code_version(),
+        **(lineage or {}),
+    }
+    with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run:
+        mlflow.log_params({**asdict(params), "decision_threshold": round(threshold, 6), "rows": len(data)})
+        mlflow.log_metrics({**metrics, "fraud_rate": float(y.mean()), **{f"latency_{k}": v for k, v in latency.items()}})
+        example = x_hold.head(5)
+        signature = infer_signature(example, hold_scores[:5])
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            signature=signature,
+            input_example=example,
+            serialization_format="skops",
+            skops_trusted_types=SKOPS_TRUSTED,
+        )
+        _log_frames(
+            {
+                REFERENCE_ARTIFACT: _reference_sample(x_fit, pipeline, params.seed),
+                HOLDOUT_ARTIFACT: pd.concat([x_hold, y_hold], axis=1),
+            }
+        )
+        version = mlflow.register_model(info.model_uri, settings.model_name, tags={"run_id": run.info.run_id})
+    client.set_model_version_tag(settings.model_name, version.version, "decision_threshold", f"{threshold:.6f}")
+    for key, value in tags.items():
+        client.set_model_version_tag(settings.model_name, version.version, key, value)
+    return TrainResult(run.info.run_id, str(version.version), metrics, threshold, data_fp)
+
+
+def _reference_sample(x_fit: pd.DataFrame, pipeline: Any, seed: int) -> pd.DataFrame:
+    sample = x_fit.sample(n=min(REFERENCE_ROWS, len(x_fit)), random_state=seed).reset_index(drop=True)
+    sample["score"] = fraud_model.scores(pipeline, sample[SCHEMA.names])
+    return sample
+
+
+def _log_frames(frames: dict[str, pd.DataFrame]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        for rel, frame in frames.items():
+            path = Path(tmp) / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            frame.to_parquet(path, index=False)
+            mlflow.log_artifact(str(path), artifact_path=str(Path(rel).parent))
+
+
+def load_run_frame(settings: Settings, run_id: str, artifact: str) -> pd.DataFrame:
+    """Download one of the frames a training run logged (reference sample or holdout)."""
+    client = client_for(settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = client.download_artifacts(run_id, artifact, tmp)
+        return pd.read_parquet(local)
+
+
+def load_model(settings: Settings, version: str) -> Any:
+    mlflow.set_registry_uri(client_for(settings).tracking_uri)
+    return mlflow.sklearn.load_model(f"models:/{settings.model_name}/{version}")
+
+
+def threshold_of(version_tags: dict[str, str]) -> float:
+    return float(version_tags.get("decision_threshold", 0.5))
+
+
+def as_float_dict(values: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in values.items() if isinstance(v, int | float | np.floating)}

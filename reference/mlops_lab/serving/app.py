@@ -1,0 +1,253 @@
+"""The model server: `create_app(settings, variant)` returns the FastAPI app.
+
+    mlops-lab serve --variant stable --port 8001
+    curl -s 127.0.0.1:8001/v1/predict -H 'content-type: application/json' \
+      -d '{"amount": 182.5, "merchant_category": "electronics", "channel": "online", "country": "US",
+           "hour": 2, "account_age_days": 41, "txn_count_24h": 6, "distance_from_home_km": 12.4,
+           "device_os": "android"}'
+
+Routes: POST /v1/predict, POST /v1/predict/batch, GET /v1/model, GET /healthz (alive),
+GET /readyz (model loaded and warmed), GET /metrics, POST /admin/reload (bearer token).
+
+Endpoints that score are `async def` on purpose: scoring one row takes microseconds, far less
+than a hop to the threadpool, and this server runs one uvicorn worker per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Header
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from mlops_lab.lifecycle.tracking import CHALLENGER, CHAMPION
+from mlops_lab.serving.holder import LoadedModel, ModelHolder
+from mlops_lab.serving.metrics import LatencyMiddleware, ServerMetrics
+from mlops_lab.serving.schemas import BatchRequest, BatchResponse, ModelInfo, PredictRequest, PredictResponse
+from mlops_lab.settings import Settings, Variant
+from mlops_lab.store.db import Store, utcnow
+from mlops_lab.store.writer import BatchWriter
+
+MAX_BODY_BYTES = 8 * 1024 * 1024  # a 5,000-row batch is ~1.5 MB; anything far larger is refused early
+
+ALIAS_OF: dict[str, str] = {"stable": CHAMPION, "canary": CHALLENGER}
+
+
+def create_app(
+    settings: Settings,
+    variant: Variant = "stable",
+    *,
+    holder: ModelHolder | None = None,
+    store: Store | None = None,
+) -> FastAPI:
+    metrics = ServerMetrics(variant)
+    holder = holder or ModelHolder(
+        settings,
+        ALIAS_OF[variant],
+        on_load=lambda m: (metrics.model_loads.labels(variant).inc(), metrics.served_version(m.version)),
+        on_failure=lambda _msg: metrics.model_load_failures.labels(variant).inc(),
+    )
+    settings.ensure_dirs()
+    store = store or Store(settings.resolved_store_url)
+    writer = BatchWriter(
+        store,
+        max_queue=settings.store_queue_size,
+        flush_rows=settings.store_flush_rows,
+        flush_interval_s=settings.store_flush_interval_s,
+        shutdown_timeout_s=settings.store_shutdown_timeout_s,
+        spill_dir=settings.home / "spill",
+    )
+    metrics.store_queue_depth.labels(variant).set_function(lambda: writer.depth)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        writer.start()
+        holder.start()
+        try:
+            yield
+        finally:
+            # uvicorn has finished every in-flight request by now (graceful shutdown):
+            # stop reloading, then drain the prediction queue to the store.
+            holder.stop()
+            await asyncio.to_thread(writer.close)
+
+    app = FastAPI(
+        title=f"mlops-lab model server ({variant})",
+        version="1",
+        lifespan=lifespan,
+        description="Fraud scoring. Serves models:/fraud-detector@" + ALIAS_OF[variant],
+    )
+    app.state.holder, app.state.writer, app.state.metrics, app.state.settings = holder, writer, metrics, settings
+    app.add_middleware(BodyLimit)
+    app.add_middleware(
+        LatencyMiddleware,  # type: ignore[arg-type]
+        metrics=metrics,
+        version=lambda: holder.current.version if holder.current else "none",
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Any, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default echoes the input, which fails to serialise for NaN/inf (a 500).
+        # Field errors only: where, what, and the error type.
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    def not_ready() -> JSONResponse:
+        return JSONResponse(
+            {"detail": holder.not_ready_reason or "model not loaded"},
+            status_code=503,
+            headers={"Retry-After": str(settings.retry_after_s)},
+        )
+
+    def store_full() -> JSONResponse:
+        metrics.store_drops.labels(variant).inc()
+        return JSONResponse(
+            {"detail": "prediction log is full; retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    def record(model: LoadedModel, request_id: str, features: dict[str, Any], score: float, latency_ms: float) -> dict[str, Any]:
+        decision = score >= model.threshold
+        metrics.predictions.labels(variant, model.version, str(decision).lower()).inc()
+        metrics.score.labels(variant, model.version).observe(score)
+        return {
+            "request_id": request_id,
+            "ts": utcnow(),
+            "variant": variant,
+            "model_version": model.version,
+            "features": features,
+            "score": score,
+            "decision": decision,
+            "latency_ms": latency_ms,
+        }
+
+    @app.post("/v1/predict", response_model=PredictResponse, responses={503: {"description": "not ready"}})
+    async def predict(body: PredictRequest, x_request_id: str | None = Header(None)) -> Any:  # type: ignore[valid-type]
+        model = holder.current
+        if model is None:
+            return not_ready()
+        start = time.perf_counter()
+        features = body.features()
+        score = model.score_one(features)
+        if settings.inject_latency_ms:
+            time.sleep(settings.inject_latency_ms / 1000)  # failure scenario: a slow model blocks the worker
+        latency_ms = (time.perf_counter() - start) * 1000
+        request_id = body.request_id or _valid_id(x_request_id) or uuid.uuid4().hex
+        row = record(model, request_id, features, score, latency_ms)
+        if not writer.submit(row):
+            return store_full()
+        return PredictResponse(
+            request_id=request_id, model_version=model.version, score=score, decision=row["decision"], variant=variant
+        )
+
+    @app.post(
+        "/v1/predict/batch",
+        response_model=BatchResponse,
+        responses={413: {"description": "too many rows"}, 503: {"description": "not ready"}},
+    )
+    async def predict_batch(body: BatchRequest) -> Any:
+        if len(body.rows) > settings.batch_max_rows:
+            return JSONResponse(
+                {"detail": f"batch of {len(body.rows)} rows is over the limit of {settings.batch_max_rows}"},
+                status_code=413,
+            )
+        model = holder.current
+        if model is None:
+            return not_ready()
+        if writer.free < len(body.rows):
+            return store_full()
+        start = time.perf_counter()
+        features = [r.features() for r in body.rows]
+        scores = model.score_many(features)
+        per_row_ms = (time.perf_counter() - start) * 1000 / len(features)
+        out = []
+        for req, feats, score in zip(body.rows, features, scores, strict=True):
+            request_id = req.request_id or uuid.uuid4().hex
+            row = record(model, request_id, feats, float(score), per_row_ms)
+            writer.submit(row)  # room was checked above and this loop does not yield
+            out.append(
+                PredictResponse(
+                    request_id=request_id, model_version=model.version, score=float(score),
+                    decision=row["decision"], variant=variant,
+                )
+            )
+        return BatchResponse(model_version=model.version, variant=variant, predictions=out)
+
+    @app.get("/v1/model", response_model=ModelInfo)
+    async def model_info() -> ModelInfo:
+        m = holder.current
+        return ModelInfo(
+            name=settings.model_name,
+            alias=holder.alias,
+            version=m.version if m else None,
+            run_id=m.run_id if m else None,
+            threshold=m.threshold if m else None,
+            loaded_at=m.loaded_at.isoformat() if m else None,
+            scorer=m.scorer_kind if m else None,
+            ready=m is not None,
+            reason=holder.not_ready_reason,
+            load_failures=holder.load_failures,
+            last_error=holder.last_error,
+        )
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz", responses={503: {"description": "not ready"}})
+    async def readyz() -> Any:
+        m = holder.current
+        if m is None:
+            return not_ready()
+        return {"status": "ready", "model_version": m.version}
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/admin/reload", responses={401: {"description": "bad token"}, 503: {"description": "reload failed"}})
+    async def reload(authorization: str | None = Header(None)) -> Any:
+        expected = f"Bearer {settings.admin_token.get_secret_value()}"
+        if authorization is None or not secrets.compare_digest(authorization.encode(), expected.encode()):
+            return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        changed = await asyncio.to_thread(holder.refresh, True)
+        m = holder.current
+        body = {"reloaded": changed, "version": m.version if m else None, "error": None if changed else holder.last_error}
+        return JSONResponse(body, status_code=200 if changed else 503)
+
+    return app
+
+
+class BodyLimit:
+    """Refuse bodies over MAX_BODY_BYTES by Content-Length before reading them (pure ASGI)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY_BYTES):
+                    response = JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def _valid_id(value: str | None) -> str | None:
+    if value and 0 < len(value) <= 64 and all(c.isalnum() or c in "_.:-" for c in value):
+        return value
+    return None

@@ -1,0 +1,172 @@
+"""The model holder: loads `models:/fraud-detector@<alias>`, warms it, swaps it atomically.
+
+    python -c "import mlops_lab.serving.holder as h; help(h.ModelHolder)"
+
+Rules:
+- Loading happens off the request path (a background thread), so the server is alive
+  (`/healthz`) at once and ready (`/readyz`) only when a model is loaded and warmed.
+- A new model replaces the old one in a single reference assignment: a request sees the
+  old model or the new one, never a half-loaded one.
+- A failed load (registry down, corrupt artifact, parity failure) keeps the old model, is
+  counted, and its reason is kept for `/v1/model` and `/readyz`.
+- The holder polls the alias every `reload_poll_s` seconds and reloads when it moves;
+  `/admin/reload` forces a reload of whatever the alias points at now.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from mlops_lab.data.generator import features_only, generate
+from mlops_lab.data.schema import SCHEMA
+from mlops_lab.lifecycle import model as fraud_model
+from mlops_lab.lifecycle.tracking import client_for, version_by_alias
+from mlops_lab.lifecycle.train import threshold_of
+from mlops_lab.settings import Settings
+
+log = logging.getLogger(__name__)
+
+WARMUP_ROWS = 64
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: str
+    alias: str
+    run_id: str | None
+    threshold: float
+    pipeline: Any
+    compiled: fraud_model.Scorer | None
+    loaded_at: datetime
+
+    @property
+    def scorer_kind(self) -> str:
+        return "compiled" if self.compiled is not None else "pipeline"
+
+    def score_one(self, features: dict[str, Any]) -> float:
+        if self.compiled is not None:
+            return self.compiled(features)
+        return float(fraud_model.scores(self.pipeline, pd.DataFrame([features], columns=SCHEMA.names))[0])
+
+    def score_many(self, rows: list[dict[str, Any]]) -> np.ndarray:
+        frame = pd.DataFrame(rows, columns=SCHEMA.names)
+        return fraud_model.scores(self.pipeline, frame)
+
+
+class LoadError(Exception):
+    pass
+
+
+def load_version(settings: Settings, alias: str) -> LoadedModel:
+    """Resolve the alias, load that version, compile and parity-check it, warm it."""
+    client = client_for(settings)
+    mv = version_by_alias(client, settings.model_name, alias)
+    if mv is None:
+        raise LoadError(f"no version of {settings.model_name} has alias @{alias} yet")
+    mlflow.set_registry_uri(client.tracking_uri)
+    pipeline = mlflow.sklearn.load_model(f"models:/{settings.model_name}/{mv.version}")
+    if not hasattr(pipeline, "predict_proba"):
+        raise LoadError(f"version {mv.version} is not a classifier with predict_proba")
+    warm = features_only(generate("baseline", WARMUP_ROWS, seed=settings.seed))
+    expected = fraud_model.scores(pipeline, warm)
+    compiled = fraud_model.compile_scorer(pipeline)
+    if compiled is not None:
+        got = np.array([compiled(r) for r in warm.to_dict("records")])
+        if not np.allclose(got, expected, atol=1e-9):
+            log.warning("compiled scorer disagrees with the pipeline for v%s; serving the pipeline", mv.version)
+            compiled = None
+    return LoadedModel(
+        version=str(mv.version),
+        alias=alias,
+        run_id=mv.run_id,
+        threshold=threshold_of(dict(mv.tags or {})),
+        pipeline=pipeline,
+        compiled=compiled,
+        loaded_at=datetime.now(UTC),
+    )
+
+
+class ModelHolder:
+    def __init__(
+        self,
+        settings: Settings,
+        alias: str,
+        loader: Callable[[Settings, str], LoadedModel] = load_version,
+        on_load: Callable[[LoadedModel], None] | None = None,
+        on_failure: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.alias = alias
+        self._loader = loader
+        self._on_load = on_load
+        self._on_failure = on_failure
+        self.current: LoadedModel | None = None
+        self.not_ready_reason: str | None = "model not loaded yet"
+        self.last_error: str | None = None
+        self.load_failures = 0
+        self._lock = threading.Lock()  # one load at a time; readers never take it
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self, force: bool = False) -> bool:
+        """Load the alias's version if it changed (or if forced). True when a new model is in place."""
+        with self._lock:
+            try:
+                if not force and self.current is not None:
+                    mv = version_by_alias(client_for(self.settings), self.settings.model_name, self.alias)
+                    if mv is not None and str(mv.version) == self.current.version:
+                        return False
+                loaded = self._loader(self.settings, self.alias)
+            except Exception as exc:  # any failure keeps the old model: that is the point of the holder
+                self._failed(exc)
+                return False
+            self.current = loaded  # the atomic swap
+            self.not_ready_reason = None
+            self.last_error = None
+            log.info("serving %s v%s (%s scorer)", self.alias, loaded.version, loaded.scorer_kind)
+            if self._on_load:
+                self._on_load(loaded)
+            return True
+
+    def _failed(self, exc: Exception) -> None:
+        message = f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        self.load_failures += 1
+        self.last_error = message
+        if self.current is None:
+            self.not_ready_reason = f"no model loaded: {message}"
+        log.warning("model load for @%s failed (%s); keeping %s", self.alias, message,
+                    f"v{self.current.version}" if self.current else "no model")
+        if self._on_failure:
+            self._on_failure(message)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._poll, name=f"holder-{self.alias}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _poll(self) -> None:
+        # Until a model is loaded retry quickly (the registry may just be starting), then poll.
+        while not self._stop.is_set():
+            self.refresh()
+            wait = self.settings.reload_poll_s if self.current is not None else min(1.0, self.settings.reload_poll_s)
+            self._stop.wait(wait)
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while self.current is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.current is not None

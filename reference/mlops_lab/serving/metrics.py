@@ -1,0 +1,99 @@
+"""Prometheus metrics of one model server, on a registry of its own (no global state).
+
+    curl -s 127.0.0.1:8001/metrics | grep ^mlops_
+
+Names are shared with the alert rules in reference/observability (issue 3); change both together.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+SCORE_BUCKETS = tuple(round(x, 2) for x in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0))
+
+
+class ServerMetrics:
+    def __init__(self, variant: str) -> None:
+        self.variant = variant
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.request_latency = Histogram(
+            "mlops_request_latency_seconds",
+            "HTTP request latency",
+            ["route", "method", "status", "variant", "model_version"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.predictions = Counter(
+            "mlops_predictions_total", "Predictions served", ["variant", "model_version", "decision"], registry=r
+        )
+        self.score = Histogram(
+            "mlops_prediction_score", "Distribution of fraud scores", ["variant", "model_version"],
+            buckets=SCORE_BUCKETS, registry=r,
+        )
+        self.model_loads = Counter("mlops_model_loads_total", "Successful model loads", ["variant"], registry=r)
+        self.model_load_failures = Counter(
+            "mlops_model_load_failures_total", "Failed model loads (the old model kept serving)", ["variant"], registry=r
+        )
+        self.model_info = Gauge(
+            "mlops_model_info", "1 for the version being served", ["variant", "model_version"], registry=r
+        )
+        self.store_queue_depth = Gauge(
+            "mlops_store_queue_depth", "Predictions waiting to be written to the store", ["variant"], registry=r
+        )
+        self.store_drops = Counter(
+            "mlops_store_drops_total",
+            "Predictions refused because the store queue was full (the client got a 503, never a 200)",
+            ["variant"],
+            registry=r,
+        )
+
+    def served_version(self, version: str) -> None:
+        self.model_info.clear()
+        self.model_info.labels(self.variant, version).set(1)
+
+
+ASGIApp = Callable[[MutableMapping[str, Any], Callable[..., Awaitable[Any]], Callable[..., Awaitable[Any]]], Awaitable[None]]
+
+
+class LatencyMiddleware:
+    """Pure ASGI middleware (no BaseHTTPMiddleware overhead) timing every HTTP request.
+
+    The route label is the matched route's path template, or "unmatched", so the label set
+    stays bounded whatever URLs clients send.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics, version: Callable[[], str]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.version = version
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.metrics.request_latency.labels(
+                _route_of(scope), scope["method"], str(status), self.metrics.variant, self.version()
+            ).observe(time.perf_counter() - start)
+
+
+def _route_of(scope: MutableMapping[str, Any]) -> str:
+    # The router records the matched route in the (shared) scope; its path is a template.
+    return str(getattr(scope.get("route"), "path", "unmatched"))

@@ -1,0 +1,149 @@
+"""Background batch writer for predictions, and its durability contract.
+
+    python -c "import mlops_lab.store.writer as w; help(w.BatchWriter)"
+
+Durability contract (also in docs/architecture.md):
+
+1. A prediction is acknowledged (HTTP 200) only after its row is in the writer's queue.
+   If the queue is full, the request gets a 503 with
+   Retry-After, the refusal is counted (`mlops_store_drops_total`), and the client may retry:
+   nothing is acknowledged and then lost.
+2. Rows are flushed in batches, by size (`store_flush_rows`) or age (`store_flush_interval_s`).
+   A failed flush is retried with backoff; while the database is down the queue fills and
+   rule 1 applies (back-pressure instead of unbounded memory).
+3. On graceful shutdown (SIGTERM: uvicorn stops accepting, finishes in-flight requests, then
+   runs the app's shutdown) `close()` drains the queue. If the database still refuses after
+   `store_shutdown_timeout_s`, the remaining rows are written to `home/spill/*.jsonl`, so even
+   then nothing acknowledged is lost; `mlops-lab store replay-spill` loads them later.
+4. A crash (SIGKILL, power loss) can lose at most the rows queued since the last flush:
+   at most `store_flush_rows` rows or `store_flush_interval_s` seconds of traffic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlops_lab.store.db import Store
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+class BatchWriter:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_queue: int,
+        flush_rows: int,
+        flush_interval_s: float,
+        shutdown_timeout_s: float,
+        spill_dir: Path,
+    ) -> None:
+        self.store = store
+        self.flush_rows = flush_rows
+        self.flush_interval_s = flush_interval_s
+        self.shutdown_timeout_s = shutdown_timeout_s
+        self.spill_dir = spill_dir
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._closing = threading.Event()
+        self.written = 0
+        self.refused = 0
+        self.flush_failures = 0
+        self.spilled = 0
+
+    def start(self) -> BatchWriter:
+        self._thread.start()
+        return self
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    @property
+    def free(self) -> int:
+        return self._queue.maxsize - self._queue.qsize()
+
+    def submit(self, row: Mapping[str, Any]) -> bool:
+        """Queue one row. False means "not accepted": the caller must not acknowledge it."""
+        if self._closing.is_set():
+            self.refused += 1
+            return False
+        try:
+            self._queue.put_nowait(row)  # never block the event loop: a full queue is a 503
+            return True
+        except queue.Full:
+            self.refused += 1
+            return False
+
+    def close(self) -> None:
+        """Drain everything queued, then stop. Safe to call twice."""
+        if self._closing.is_set():
+            return
+        self._closing.set()
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    # -- the writer thread -------------------------------------------------------------
+    def _run(self) -> None:
+        batch: list[Mapping[str, Any]] = []
+        deadline = time.monotonic() + self.flush_interval_s
+        stopping = False
+        while not stopping:
+            timeout = max(0.0, deadline - time.monotonic())
+            try:
+                item = self._queue.get(timeout=timeout)
+                if item is _STOP:
+                    stopping = True
+                else:
+                    batch.append(item)
+            except queue.Empty:
+                pass
+            if batch and (stopping or len(batch) >= self.flush_rows or time.monotonic() >= deadline):
+                self._flush(batch, final=stopping)
+                batch = []
+            if time.monotonic() >= deadline:
+                deadline = time.monotonic() + self.flush_interval_s
+        # Anything put between _STOP and now (there should be none: submit refuses once closing).
+        rest = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is not _STOP:
+                rest.append(item)
+        if rest:
+            self._flush(rest, final=True)
+
+    def _flush(self, batch: list[Mapping[str, Any]], final: bool) -> None:
+        give_up_at = time.monotonic() + self.shutdown_timeout_s if final else None
+        delay = 0.05
+        while True:
+            try:
+                self.store.insert_predictions(batch)
+                self.written += len(batch)
+                return
+            except Exception as exc:  # the database is down or locked: retry, never drop
+                self.flush_failures += 1
+                log.warning("store flush of %d rows failed (%s); retrying", len(batch), exc.__class__.__name__)
+                if give_up_at is not None and time.monotonic() >= give_up_at:
+                    self._spill(batch)
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _spill(self, batch: list[Mapping[str, Any]]) -> None:
+        self.spill_dir.mkdir(parents=True, exist_ok=True)
+        path = self.spill_dir / f"predictions-{time.time_ns()}.jsonl"
+        with path.open("w") as fh:
+            for row in batch:
+                fh.write(json.dumps(dict(row), default=str) + "\n")
+        self.spilled += len(batch)
+        log.error("database unavailable at shutdown: spilled %d rows to %s", len(batch), path)
