@@ -45,10 +45,14 @@ def default_actor() -> str:
 
 def list_versions(client: MlflowClient, name: str) -> list[VersionRow]:
     versions = client.search_model_versions(f"name = '{name}'")
+    aliases: dict[str, list[str]] = {}
+    if versions:  # search results do not carry aliases; the registered model does
+        for alias, version in client.get_registered_model(name).aliases.items():
+            aliases.setdefault(str(version), []).append(alias)
     rows = [
         VersionRow(
             str(v.version),
-            sorted(v.aliases or []),
+            sorted(aliases.get(str(v.version), [])),
             datetime.fromtimestamp(v.creation_timestamp / 1000),
             v.run_id,
             dict(v.tags or {}),

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 
 import httpx
+import mlflow
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -31,6 +32,8 @@ def configure_mlflow_env() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def server_is_up(settings: Settings, timeout_s: float = 0.5) -> bool:
@@ -50,7 +53,11 @@ def resolve_tracking_uri(settings: Settings) -> str:
 
 
 def client_for(settings: Settings) -> MlflowClient:
+    """A client for the resolved URI. Also sets MLflow's process-global URIs to the same place,
+    because model loading and artifact downloads (`mlflow.sklearn.load_model`) read those."""
     uri = resolve_tracking_uri(settings)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 

@@ -84,8 +84,6 @@ def train(
     latency = fraud_model.single_row_latency_ms(pipeline, x_hold)
 
     client = client_for(settings)
-    mlflow.set_tracking_uri(client.tracking_uri)
-    mlflow.set_registry_uri(client.tracking_uri)
     experiment_id = ensure_experiment(client, settings)
     data_fp = fingerprint(data)
     tags = {
@@ -143,7 +141,7 @@ def load_run_frame(settings: Settings, run_id: str, artifact: str) -> pd.DataFra
 
 
 def load_model(settings: Settings, version: str) -> Any:
-    mlflow.set_registry_uri(client_for(settings).tracking_uri)
+    client_for(settings)  # points MLflow's globals at the registry
     return mlflow.sklearn.load_model(f"models:/{settings.model_name}/{version}")
 
 

@@ -73,7 +73,6 @@ def load_version(settings: Settings, alias: str) -> LoadedModel:
     mv = version_by_alias(client, settings.model_name, alias)
     if mv is None:
         raise LoadError(f"no version of {settings.model_name} has alias @{alias} yet")
-    mlflow.set_registry_uri(client.tracking_uri)
     pipeline = mlflow.sklearn.load_model(f"models:/{settings.model_name}/{mv.version}")
     if not hasattr(pipeline, "predict_proba"):
         raise LoadError(f"version {mv.version} is not a classifier with predict_proba")

@@ -147,3 +147,18 @@ class BatchWriter:
                 fh.write(json.dumps(dict(row), default=str) + "\n")
         self.spilled += len(batch)
         log.error("database unavailable at shutdown: spilled %d rows to %s", len(batch), path)
+
+
+def replay_spill(store: Store, spill_dir: Path) -> int:
+    """Insert spilled rows (skipping ones already stored), then delete each replayed file."""
+    from datetime import datetime
+
+    count = 0
+    for path in sorted(spill_dir.glob("predictions-*.jsonl")):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        have = store.prediction_ids()
+        fresh = [{**r, "ts": datetime.fromisoformat(r["ts"])} for r in rows if r["request_id"] not in have]
+        store.insert_predictions(fresh)
+        count += len(fresh)
+        path.unlink()
+    return count

@@ -1,0 +1,325 @@
+"""The `mlops-lab` command line.
+
+    mlops-lab --help
+    mlops-lab data generate --scenario baseline --rows 50000 --out var/data/train.parquet
+    mlops-lab train --data var/data/train.parquet --promote
+    mlops-lab up && mlops-lab status && mlops-lab down
+    mlops-lab demo
+
+Errors a user can cause (bad file, unknown version, port in use, registry down) print one
+line on stderr and exit with code 2 (usage) or 1 (the operation failed); never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import click
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mlops_lab.settings import Settings, get_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="mlops-lab: serve, track, canary, retrain.")
+data_app = typer.Typer(no_args_is_help=True, help="Synthetic transactions and delayed labels.")
+registry_app = typer.Typer(no_args_is_help=True, help="Model versions and aliases (champion/challenger).")
+store_app = typer.Typer(no_args_is_help=True, help="The prediction store.")
+app.add_typer(data_app, name="data")
+app.add_typer(registry_app, name="registry")
+app.add_typer(store_app, name="store")
+
+console = Console()
+err = Console(stderr=True)
+
+
+class UserError(Exception):
+    """An error the user can fix; printed as one line, exit code 1."""
+
+
+def _settings() -> Settings:
+    from mlops_lab.lifecycle.tracking import configure_mlflow_env
+
+    configure_mlflow_env()
+    return get_settings()
+
+
+# ---------------------------------------------------------------- data
+@data_app.command("generate")
+def data_generate(
+    out: Annotated[Path, typer.Option(help="output file, .parquet or .csv")],
+    scenario: Annotated[str, typer.Option(help="baseline, covariate_shift, unit_bug, ...")] = "baseline",
+    rows: Annotated[int, typer.Option(min=1)] = 50_000,
+    seed: Annotated[int, typer.Option()] = 42,
+) -> None:
+    """Write `rows` transactions of a scenario (a pure function of scenario, rows, seed)."""
+    from mlops_lab.data.generator import generate
+    from mlops_lab.data.io import write_frame
+
+    frame = generate(scenario, rows, seed)
+    write_frame(frame, out)
+    console.print(f"wrote {len(frame):,} rows of [bold]{scenario}[/] to {out} (fraud rate {frame['is_fraud'].mean():.2%})")
+
+
+@data_app.command("labels")
+def data_labels(
+    concept: Annotated[str, typer.Option(help="ground truth to label with: baseline or concept_drift")] = "baseline",
+) -> None:
+    """Deliver the chargeback labels that have arrived by now into the store."""
+    from mlops_lab.data.labels import delayed_labels
+    from mlops_lab.store.db import Store, utcnow
+
+    s = _settings()
+    store = Store(s.resolved_store_url)
+    pending = store.unlabeled_predictions()
+    now = utcnow().replace(tzinfo=None)
+    arrived = [
+        {"request_id": lab.request_id, "ts": lab.arrives_at, "label": lab.label}
+        for lab in delayed_labels(pending, s.label_delay_s, concept)
+        if lab.arrives_at.replace(tzinfo=None) <= now
+    ]
+    added = store.insert_labels(arrived)
+    console.print(f"{added} labels arrived; {len(pending) - len(arrived)} still in flight")
+
+
+# ---------------------------------------------------------------- lifecycle
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="training data, .parquet or .csv")],
+    promote: Annotated[bool, typer.Option(help="move @champion to the new version if the gate passes")] = False,
+    reason: Annotated[str, typer.Option(help="why (goes to the audit log)")] = "manual training",
+) -> None:
+    """Train, log to MLflow, register a version, gate it against the champion."""
+    from mlops_lab.data.io import read_frame
+    from mlops_lab.lifecycle.registry import default_actor
+    from mlops_lab.lifecycle.release import train_and_release
+
+    s = _settings()
+    frame = read_frame(data)
+    rel = train_and_release(s, frame, promote=promote, actor=default_actor(), reason=reason,
+                            lineage={"trigger_reason": reason})  # fmt: skip
+    m = rel.trained.metrics
+    console.print(
+        f"registered [bold]{s.model_name} v{rel.trained.version}[/] (run {rel.trained.run_id[:8]}): "
+        f"PR-AUC {m['pr_auc']:.3f}, recall {m['recall']:.3f} at threshold {rel.trained.threshold:.3f}"
+    )
+    for c in rel.verdict.checks:
+        console.print(f"  gate {'[green]pass[/]' if c.passed else '[red]FAIL[/]'} {c.name}: {c.detail}")
+    if promote:
+        if rel.promoted:
+            console.print(f"@champion -> v{rel.trained.version} (was {rel.champion_before or 'none'})")
+        else:
+            raise UserError(f"gate failed; @champion stays at {rel.champion_before or 'none'}")
+
+
+@registry_app.command("list")
+def registry_list() -> None:
+    """Every version with its aliases, gate verdict and lineage."""
+    from mlops_lab.lifecycle.registry import list_versions
+    from mlops_lab.lifecycle.tracking import client_for
+
+    s = _settings()
+    table = Table("version", "aliases", "created", "threshold", "gate", "data", "code")
+    for v in list_versions(client_for(s), s.model_name):
+        table.add_row(v.version, ",".join(v.aliases), f"{v.created:%Y-%m-%d %H:%M:%S}", v.tags.get("decision_threshold", ""),
+                      v.tags.get("gate", "")[:40], v.tags.get("data_fingerprint", ""), v.tags.get("code_version", ""))  # fmt: skip
+    console.print(table)
+
+
+@registry_app.command("promote")
+def registry_promote(
+    version: str,
+    reason: Annotated[str, typer.Option()] = "manual promotion",
+) -> None:
+    """Point @champion at VERSION (audited)."""
+    from mlops_lab.lifecycle import registry
+    from mlops_lab.lifecycle.tracking import client_for
+    from mlops_lab.store.db import Store
+
+    s = _settings()
+    prev = registry.promote(client_for(s), Store(s.resolved_store_url), s.model_name, version,
+                            actor=registry.default_actor(), reason=reason)  # fmt: skip
+    console.print(f"@champion -> v{version} (was {prev or 'none'})")
+
+
+@registry_app.command("rollback")
+def registry_rollback(reason: Annotated[str, typer.Option()] = "manual rollback") -> None:
+    """Return @champion to the previous champion (from the audit log)."""
+    from mlops_lab.lifecycle import registry
+    from mlops_lab.lifecycle.tracking import client_for
+    from mlops_lab.store.db import Store
+
+    s = _settings()
+    target = registry.rollback(client_for(s), Store(s.resolved_store_url), s.model_name,
+                               actor=registry.default_actor(), reason=reason)  # fmt: skip
+    console.print(f"@champion -> v{target} (rolled back)")
+
+
+@registry_app.command("history")
+def registry_history() -> None:
+    """Which version served when, and why (the audit log)."""
+    from mlops_lab.lifecycle import registry
+    from mlops_lab.store.db import Store
+
+    s = _settings()
+    table = Table("time (UTC)", "actor", "action", "alias", "version", "previous", "reason")
+    for e in registry.history(Store(s.resolved_store_url), s.model_name):
+        d = e["details"]
+        table.add_row(f"{e['ts']:%Y-%m-%d %H:%M:%S}", e["actor"], e["action"], d.get("alias", ""),
+                      str(d.get("version", "")), str(d.get("previous") or ""), d.get("reason", ""))  # fmt: skip
+    console.print(table)
+
+
+# ---------------------------------------------------------------- serving
+@app.command()
+def serve(
+    variant: Annotated[str, typer.Option(help="stable serves @champion, canary serves @challenger")] = "stable",
+    port: Annotated[int | None, typer.Option(help="default: the variant's port setting")] = None,
+) -> None:
+    """Run one model server (one uvicorn worker) in the foreground."""
+    import uvicorn
+
+    from mlops_lab.serving.app import create_app
+
+    if variant not in ("stable", "canary"):
+        raise typer.BadParameter("variant must be stable or canary")
+    s = _settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    api = create_app(s, variant)  # type: ignore[arg-type]
+    uvicorn.run(api, host=s.host, port=port or s.port_of(variant), workers=1, access_log=False,  # type: ignore[arg-type]
+                log_level="info", timeout_graceful_shutdown=30)  # fmt: skip
+
+
+@app.command("batch-predict")
+def batch_predict(
+    input: Annotated[Path, typer.Option(help=".parquet or .csv with the schema's columns")],
+    output: Annotated[Path, typer.Option(help=".parquet or .csv")],
+    model: Annotated[str, typer.Option(help="models:/name@alias or models:/name/version")] = "models:/fraud-detector@champion",
+    chunk_rows: Annotated[int, typer.Option(min=1)] = 50_000,
+) -> None:
+    """Score a file in chunks; atomic output; re-running with the same input and model is a no-op."""
+    from mlops_lab.serving.batch import batch_predict as run
+
+    res = run(_settings(), model, input, output, chunk_rows=chunk_rows, show_progress=sys.stderr.isatty())
+    what = "already up to date" if res.skipped else "wrote"
+    console.print(f"{what}: {res.output} ({res.rows:,} rows, {res.flagged:,} flagged, model v{res.model_version})")
+
+
+# ---------------------------------------------------------------- runtime
+@app.command()
+def up(
+    with_mlflow: Annotated[bool, typer.Option("--mlflow/--no-mlflow")] = True,
+    stable: Annotated[bool, typer.Option("--stable/--no-stable")] = True,
+) -> None:
+    """Start the local processes (MLflow server, stable model server) and wait until healthy."""
+    from mlops_lab.runtime.supervisor import Supervisor, mlflow_spec, server_spec
+
+    s = _settings()
+    sup = Supervisor(s)
+    if with_mlflow:
+        sup.start(mlflow_spec(s))
+        console.print(f"mlflow  up at {s.mlflow_server_uri}")
+    if stable:
+        sup.start(server_spec(s, "stable"))
+        console.print(f"stable  up at http://{s.host}:{s.stable_port} (ready once @champion exists: /readyz)")
+
+
+@app.command()
+def down() -> None:
+    """Stop every process `up` started (also after a crash); leaves nothing behind."""
+    from mlops_lab.runtime.supervisor import Supervisor
+
+    stopped = Supervisor(_settings()).stop_all()
+    console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """What runs, on which port, and whether it is healthy."""
+    from mlops_lab.runtime.supervisor import Supervisor
+
+    rows = Supervisor(_settings()).status()
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table("component", "pid", "port", "alive", "healthy", "log")
+    for r in rows:
+        table.add_row(str(r["name"]), str(r["pid"]), str(r["port"]), str(r["alive"]), str(r["healthy"]), str(r["log"]))
+    console.print(table if rows else "nothing is running")
+
+
+@app.command()
+def load(
+    host: Annotated[str | None, typer.Option(help="default: the stable server")] = None,
+    users: Annotated[int, typer.Option(min=1)] = 8,
+    duration: Annotated[str, typer.Option(help="e.g. 20s, 2m")] = "20s",
+    scenario: Annotated[str, typer.Option()] = "baseline",
+) -> None:
+    """Drive locust (headless) against a server and print the SLO report."""
+    from mlops_lab.runtime.load import run_load
+
+    s = _settings()
+    target = host or f"http://{s.host}:{s.stable_port}"
+    report = run_load(s, target, s.home / "reports" / "load", users=users, duration=duration, scenario=scenario)
+    console.print(report.markdown())
+    if not report.slo_met:
+        raise UserError("SLO missed")
+
+
+@app.command()
+def demo(
+    profile: Annotated[str, typer.Option(help="full or short (the end-to-end test's profile)")] = "full",
+) -> None:
+    """Play the reference story locally; exits non-zero if it did not play out."""
+    from mlops_lab.runtime.demo import run_demo
+
+    run_demo(_settings(), profile=profile, console=console)
+
+
+@store_app.command("replay-spill")
+def store_replay_spill() -> None:
+    """Load predictions spilled to home/spill/*.jsonl (database down at shutdown) into the store."""
+    from mlops_lab.store.db import Store
+    from mlops_lab.store.writer import replay_spill
+
+    s = _settings()
+    n = replay_spill(Store(s.resolved_store_url), s.home / "spill")
+    console.print(f"replayed {n} spilled predictions")
+
+
+def main() -> None:
+    """Entry point: one-line errors instead of tracebacks for failures a user can act on."""
+    warnings.filterwarnings("ignore")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    from mlflow.exceptions import MlflowException
+
+    from mlops_lab.lifecycle.registry import RegistryError
+    from mlops_lab.runtime.supervisor import StartError
+
+    try:
+        rc = app(standalone_mode=False)
+    except click.ClickException as exc:  # usage errors: click's own one-line message, exit 2
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        err.print("aborted")
+        sys.exit(130)
+    except (UserError, RegistryError, StartError, FileNotFoundError, ValueError) as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        sys.exit(1)
+    except MlflowException as exc:
+        err.print(f"error: MLflow: {str(exc).splitlines()[0]}", highlight=False, markup=False)
+        sys.exit(1)
+    except (ConnectionError, httpx.HTTPError) as exc:
+        err.print(f"error: cannot connect: {exc}", highlight=False, markup=False)
+        sys.exit(1)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+if __name__ == "__main__":
+    main()

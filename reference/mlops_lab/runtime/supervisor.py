@@ -1,0 +1,222 @@
+"""Local process supervision: start with a health wait, stop without leaving anything behind.
+
+    mlops-lab up        # MLflow server + stable model server
+    mlops-lab status
+    mlops-lab down
+
+Each component runs in its own session (process group), so `stop` signals the whole tree
+(the MLflow server forks uvicorn workers). State per component, under home/:
+  run/<name>.json   pid, process group, command, port, start time
+  logs/<name>.log   stdout and stderr
+`down` reads every run/*.json, so it also cleans up after a component that crashed or a
+supervisor that was killed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from mlops_lab.settings import Settings
+
+
+class StartError(Exception):
+    """A component did not become healthy; the message names the log to read."""
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    argv: list[str]
+    health_url: str
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+    start_timeout_s: float = 90.0
+
+
+def server_env(settings: Settings) -> dict[str, str]:
+    """Environment for every child: one BLAS thread (one worker per process), no telemetry."""
+    env = {
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+        "PYTHONUNBUFFERED": "1",
+        "MLOPS_HOME": str(settings.home.resolve()),
+    }
+    return env
+
+
+def mlflow_spec(settings: Settings) -> ProcessSpec:
+    settings.ensure_dirs()
+    argv = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", settings.mlflow_sqlite_uri,
+        "--artifacts-destination", str(settings.mlflow_artifacts_dir),
+        "--host", settings.host,
+        "--port", str(settings.mlflow_port),
+        "--workers", "1",
+    ]  # fmt: skip
+    return ProcessSpec("mlflow", argv, f"{settings.mlflow_server_uri}/health", settings.mlflow_port)
+
+
+def server_spec(settings: Settings, variant: str) -> ProcessSpec:
+    port = settings.port_of(variant)  # type: ignore[arg-type]
+    argv = [sys.executable, "-m", "mlops_lab.cli", "serve", "--variant", variant, "--port", str(port)]
+    env = {"MLOPS_TRACKING_URI": settings.tracking_uri or settings.mlflow_server_uri}
+    return ProcessSpec(variant, argv, f"http://{settings.host}:{port}/healthz", port, env=env)
+
+
+class Supervisor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.ensure_dirs()
+        self.run_dir = settings.home / "run"
+        self.log_dir = settings.home / "logs"
+
+    def _state_file(self, name: str) -> Path:
+        return self.run_dir / f"{name}.json"
+
+    def read_state(self, name: str) -> dict[str, object] | None:
+        try:
+            return json.loads(self._state_file(name).read_text())  # type: ignore[no-any-return]
+        except (OSError, ValueError):
+            return None
+
+    def is_running(self, name: str) -> bool:
+        state = self.read_state(name)
+        return state is not None and _alive(int(state["pid"]))  # type: ignore[call-overload]
+
+    def start(self, spec: ProcessSpec) -> int:
+        """Start `spec` (unless already running) and wait until its health URL answers 200."""
+        if self.is_running(spec.name):
+            return int(self.read_state(spec.name)["pid"])  # type: ignore[index,call-overload]
+        if _port_busy(self.settings.host, spec.port):
+            raise StartError(f"{spec.name}: port {spec.port} is already in use by another program")
+        log_path = self.log_dir / f"{spec.name}.log"
+        env = {**os.environ, **server_env(self.settings), **spec.env}
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                spec.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=env, start_new_session=True,
+            )  # fmt: skip
+        state = {"pid": proc.pid, "pgid": proc.pid, "argv": spec.argv, "port": spec.port,
+                 "health_url": spec.health_url, "started": time.time(), "log": str(log_path)}  # fmt: skip
+        self._state_file(spec.name).write_text(json.dumps(state))
+        deadline = time.monotonic() + spec.start_timeout_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                self._state_file(spec.name).unlink(missing_ok=True)
+                raise StartError(f"{spec.name} exited with code {proc.returncode}; see {log_path}")
+            if _healthy(spec.health_url):
+                return proc.pid
+            time.sleep(0.25)
+        self.stop(spec.name)
+        raise StartError(f"{spec.name} not healthy after {spec.start_timeout_s:.0f}s; see {log_path}")
+
+    def stop(self, name: str, grace_s: float = 20.0) -> bool:
+        """SIGTERM the component's process group, wait, then SIGKILL what is left. True if it was running."""
+        state = self.read_state(name)
+        if state is None:
+            return False
+        pgid = int(state["pgid"])  # type: ignore[call-overload]
+        was_running = _group_alive(pgid)
+        _signal_group(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while _group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _group_alive(pgid):
+            _signal_group(pgid, signal.SIGKILL)
+            while _group_alive(pgid) and time.monotonic() < deadline + 5:
+                time.sleep(0.05)
+        self._state_file(name).unlink(missing_ok=True)
+        return was_running
+
+    def names(self) -> list[str]:
+        return sorted(p.stem for p in self.run_dir.glob("*.json"))
+
+    def stop_all(self) -> list[str]:
+        # Servers before the registry they read from.
+        order = sorted(self.names(), key=lambda n: n == "mlflow")
+        return [n for n in order if self.stop(n)]
+
+    def status(self) -> list[dict[str, object]]:
+        rows = []
+        for name in self.names():
+            state = self.read_state(name) or {}
+            pid = int(state.get("pid", 0))  # type: ignore[call-overload]
+            alive = _alive(pid)
+            rows.append({
+                "name": name, "pid": pid, "port": state.get("port"), "alive": alive,
+                "healthy": alive and _healthy(str(state.get("health_url", ""))), "log": state.get("log"),
+            })  # fmt: skip
+        return rows
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _port_busy(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours still "exists"; reap it if we can.
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # reap the leader if it is our zombie, so killpg stops seeing it
+        os.waitpid(pgid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
