@@ -72,20 +72,12 @@ def data_labels(
     concept: Annotated[str, typer.Option(help="ground truth to label with: baseline or concept_drift")] = "baseline",
 ) -> None:
     """Deliver the chargeback labels that have arrived by now into the store."""
-    from mlops_lab.data.labels import delayed_labels
-    from mlops_lab.store.db import Store, utcnow
+    from mlops_lab.data.labels import deliver_arrived
+    from mlops_lab.store.db import Store
 
     s = _settings()
-    store = Store(s.resolved_store_url)
-    pending = store.unlabeled_predictions()
-    now = utcnow().replace(tzinfo=None)
-    arrived = [
-        {"request_id": lab.request_id, "ts": lab.arrives_at, "label": lab.label}
-        for lab in delayed_labels(pending, s.label_delay_s, concept)
-        if lab.arrives_at.replace(tzinfo=None) <= now
-    ]
-    added = store.insert_labels(arrived)
-    console.print(f"{added} labels arrived; {len(pending) - len(arrived)} still in flight")
+    added, in_flight = deliver_arrived(Store(s.resolved_store_url), s.label_delay_s, concept)
+    console.print(f"{added} labels arrived; {in_flight} still in flight")
 
 
 # ---------------------------------------------------------------- lifecycle
@@ -296,8 +288,9 @@ def store_replay_spill() -> None:
 def main() -> None:
     """Entry point: one-line errors instead of tracebacks for failures a user can act on."""
     warnings.filterwarnings("ignore")
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
     from mlflow.exceptions import MlflowException
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # after import: MLflow sets INFO on import
 
     from mlops_lab.lifecycle.registry import RegistryError
     from mlops_lab.runtime.supervisor import StartError

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_lab.data.generator import fraud_probability
+from mlops_lab.store.db import Store, utcnow
 
 
 @dataclass(frozen=True)
@@ -48,3 +49,15 @@ def delayed_labels(
     delays = -np.log1p(-delay_draw) * mean_delay_s  # exponential via the inverse CDF
     for rid, ts, label, delay in zip(predictions["request_id"], predictions["ts"], labels, delays, strict=True):
         yield DelayedLabel(str(rid), int(label), pd.Timestamp(ts).to_pydatetime() + timedelta(seconds=float(delay)))
+
+
+def deliver_arrived(store: Store, mean_delay_s: float, concept: str = "baseline") -> tuple[int, int]:
+    """Store every label whose arrival time has passed. Returns (added, still in flight)."""
+    pending = store.unlabeled_predictions()
+    now = utcnow().replace(tzinfo=None)
+    arrived = [
+        {"request_id": lab.request_id, "ts": lab.arrives_at, "label": lab.label}
+        for lab in delayed_labels(pending, mean_delay_s, concept)
+        if lab.arrives_at.replace(tzinfo=None) <= now
+    ]
+    return store.insert_labels(arrived), len(pending) - len(arrived)

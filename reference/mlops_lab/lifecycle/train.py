@@ -11,6 +11,8 @@ The registered version carries the decision threshold and lineage as tags.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass
@@ -110,7 +112,8 @@ def train(
                 HOLDOUT_ARTIFACT: pd.concat([x_hold, y_hold], axis=1),
             }
         )
-        version = mlflow.register_model(info.model_uri, settings.model_name, tags={"run_id": run.info.run_id})
+        with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered..." there
+            version = mlflow.register_model(info.model_uri, settings.model_name, tags={"run_id": run.info.run_id})
     client.set_model_version_tag(settings.model_name, version.version, "decision_threshold", f"{threshold:.6f}")
     for key, value in tags.items():
         client.set_model_version_tag(settings.model_name, version.version, key, value)

@@ -11,7 +11,7 @@ Tables:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -143,12 +143,16 @@ class Store:
         feats = pd.DataFrame(list(frame.pop("features")))
         return pd.concat([frame, feats], axis=1)
 
+    def labels_frame(self) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            return pd.DataFrame([dict(r._mapping) for r in conn.execute(sa.select(labels))],
+                                columns=["request_id", "ts", "label"])  # fmt: skip
+
     def unlabeled_predictions(self) -> pd.DataFrame:
         frame = self.predictions_frame()
         if frame.empty:
             return frame
-        with self.engine.connect() as conn:
-            have = {r[0] for r in conn.execute(sa.select(labels.c.request_id))}
+        have = set(self.labels_frame()["request_id"])
         return frame[~frame["request_id"].isin(have)].reset_index(drop=True)
 
     def dispose(self) -> None:
@@ -157,7 +161,3 @@ class Store:
 
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
-
-
-def rows_to_records(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    return [dict(r) for r in rows]
