@@ -27,7 +27,9 @@ from rich.table import Table
 
 from mlops_lab.settings import Settings, get_settings
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="mlops-lab: serve, track, canary, retrain.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="mlops-lab: serve, track, canary, retrain."
+)
 data_app = typer.Typer(no_args_is_help=True, help="Synthetic transactions and delayed labels.")
 registry_app = typer.Typer(no_args_is_help=True, help="Model versions and aliases (champion/challenger).")
 store_app = typer.Typer(no_args_is_help=True, help="The prediction store.")
@@ -64,12 +66,17 @@ def data_generate(
 
     frame = generate(scenario, rows, seed)
     write_frame(frame, out)
-    console.print(f"wrote {len(frame):,} rows of [bold]{scenario}[/] to {out} (fraud rate {frame['is_fraud'].mean():.2%})")
+    console.print(
+        f"wrote {len(frame):,} rows of [bold]{scenario}[/] to {out} "
+        f"(fraud rate {frame['is_fraud'].mean():.2%})"
+    )
 
 
 @data_app.command("labels")
 def data_labels(
-    concept: Annotated[str, typer.Option(help="ground truth to label with: baseline or concept_drift")] = "baseline",
+    concept: Annotated[
+        str, typer.Option(help="ground truth to label with: baseline or concept_drift")
+    ] = "baseline",
 ) -> None:
     """Deliver the chargeback labels that have arrived by now into the store."""
     from mlops_lab.data.labels import deliver_arrived
@@ -84,7 +91,9 @@ def data_labels(
 @app.command()
 def train(
     data: Annotated[Path, typer.Option(help="training data, .parquet or .csv")],
-    promote: Annotated[bool, typer.Option(help="move @champion to the new version if the gate passes")] = False,
+    promote: Annotated[
+        bool, typer.Option(help="move @champion to the new version if the gate passes")
+    ] = False,
     reason: Annotated[str, typer.Option(help="why (goes to the audit log)")] = "manual training",
 ) -> None:
     """Train, log to MLflow, register a version, gate it against the champion."""
@@ -119,8 +128,15 @@ def registry_list() -> None:
     s = _settings()
     table = Table("version", "aliases", "created", "threshold", "gate", "data", "code")
     for v in list_versions(client_for(s), s.model_name):
-        table.add_row(v.version, ",".join(v.aliases), f"{v.created:%Y-%m-%d %H:%M:%S}", v.tags.get("decision_threshold", ""),
-                      v.tags.get("gate", "")[:40], v.tags.get("data_fingerprint", ""), v.tags.get("code_version", ""))  # fmt: skip
+        table.add_row(
+            v.version,
+            ",".join(v.aliases),
+            f"{v.created:%Y-%m-%d %H:%M:%S}",
+            v.tags.get("decision_threshold", ""),
+            v.tags.get("gate", "")[:40],
+            v.tags.get("data_fingerprint", ""),
+            v.tags.get("code_version", ""),
+        )
     console.print(table)
 
 
@@ -163,15 +179,24 @@ def registry_history() -> None:
     table = Table("time (UTC)", "actor", "action", "alias", "version", "previous", "reason")
     for e in registry.history(Store(s.resolved_store_url), s.model_name):
         d = e["details"]
-        table.add_row(f"{e['ts']:%Y-%m-%d %H:%M:%S}", e["actor"], e["action"], d.get("alias", ""),
-                      str(d.get("version", "")), str(d.get("previous") or ""), d.get("reason", ""))  # fmt: skip
+        table.add_row(
+            f"{e['ts']:%Y-%m-%d %H:%M:%S}",
+            e["actor"],
+            e["action"],
+            d.get("alias", ""),
+            str(d.get("version", "")),
+            str(d.get("previous") or ""),
+            d.get("reason", ""),
+        )
     console.print(table)
 
 
 # ---------------------------------------------------------------- serving
 @app.command()
 def serve(
-    variant: Annotated[str, typer.Option(help="stable serves @champion, canary serves @challenger")] = "stable",
+    variant: Annotated[
+        str, typer.Option(help="stable serves @champion, canary serves @challenger")
+    ] = "stable",
     port: Annotated[int | None, typer.Option(help="default: the variant's port setting")] = None,
 ) -> None:
     """Run one model server (one uvicorn worker) in the foreground."""
@@ -192,7 +217,9 @@ def serve(
 def batch_predict(
     input: Annotated[Path, typer.Option(help=".parquet or .csv with the schema's columns")],
     output: Annotated[Path, typer.Option(help=".parquet or .csv")],
-    model: Annotated[str, typer.Option(help="models:/name@alias or models:/name/version")] = "models:/fraud-detector@champion",
+    model: Annotated[
+        str, typer.Option(help="models:/name@alias or models:/name/version")
+    ] = "models:/fraud-detector@champion",
     chunk_rows: Annotated[int, typer.Option(min=1)] = 50_000,
 ) -> None:
     """Score a file in chunks; atomic output; re-running with the same input and model is a no-op."""
@@ -200,7 +227,9 @@ def batch_predict(
 
     res = run(_settings(), model, input, output, chunk_rows=chunk_rows, show_progress=sys.stderr.isatty())
     what = "already up to date" if res.skipped else "wrote"
-    console.print(f"{what}: {res.output} ({res.rows:,} rows, {res.flagged:,} flagged, model v{res.model_version})")
+    console.print(
+        f"{what}: {res.output} ({res.rows:,} rows, {res.flagged:,} flagged, model v{res.model_version})"
+    )
 
 
 # ---------------------------------------------------------------- runtime
@@ -242,7 +271,9 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         return
     table = Table("component", "pid", "port", "alive", "healthy", "log")
     for r in rows:
-        table.add_row(str(r["name"]), str(r["pid"]), str(r["port"]), str(r["alive"]), str(r["healthy"]), str(r["log"]))
+        table.add_row(
+            str(r["name"]), str(r["pid"]), str(r["port"]), str(r["alive"]), str(r["healthy"]), str(r["log"])
+        )
     console.print(table if rows else "nothing is running")
 
 
@@ -258,7 +289,9 @@ def load(
 
     s = _settings()
     target = host or f"http://{s.host}:{s.stable_port}"
-    report = run_load(s, target, s.home / "reports" / "load", users=users, duration=duration, scenario=scenario)
+    report = run_load(
+        s, target, s.home / "reports" / "load", users=users, duration=duration, scenario=scenario
+    )
     console.print(report.markdown())
     if not report.slo_met:
         raise UserError("SLO missed")
@@ -313,6 +346,7 @@ def main() -> None:
         err.print(f"error: cannot connect: {exc}", highlight=False, markup=False)
         sys.exit(1)
     sys.exit(rc if isinstance(rc, int) else 0)
+
 
 if __name__ == "__main__":
     main()

@@ -57,7 +57,9 @@ def _seed_for(scenario: str, seed: int) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def _features(rng: np.random.Generator, n: int, shift: float = 0.0, device_p: np.ndarray = _DEVICE_P) -> pd.DataFrame:
+def _features(
+    rng: np.random.Generator, n: int, shift: float = 0.0, device_p: np.ndarray = _DEVICE_P
+) -> pd.DataFrame:
     """Draw the raw features. `shift` in [0, 1] moves amount, channel and country together."""
     cat = rng.choice(len(MERCHANT_CATEGORIES), size=n, p=_CATEGORY_P)
     channel_p = _CHANNEL_P + shift * np.array([-0.25, 0.0, 0.25])

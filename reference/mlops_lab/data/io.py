@@ -1,6 +1,6 @@
 """Read and write frames by file extension (.parquet or .csv), atomically.
 
-    python -c "from mlops_lab.data.io import read_frame; print(read_frame('var/data/train.parquet').shape)"
+python -c "from mlops_lab.data.io import read_frame; print(read_frame('var/data/train.parquet').shape)"
 """
 
 from __future__ import annotations

@@ -47,8 +47,12 @@ def delayed_labels(
     label_draw, delay_draw = _unit_draws(predictions["request_id"])
     labels = (label_draw < fraud_probability(predictions, concept)).astype(int)
     delays = -np.log1p(-delay_draw) * mean_delay_s  # exponential via the inverse CDF
-    for rid, ts, label, delay in zip(predictions["request_id"], predictions["ts"], labels, delays, strict=True):
-        yield DelayedLabel(str(rid), int(label), pd.Timestamp(ts).to_pydatetime() + timedelta(seconds=float(delay)))
+    for rid, ts, label, delay in zip(
+        predictions["request_id"], predictions["ts"], labels, delays, strict=True
+    ):
+        yield DelayedLabel(
+            str(rid), int(label), pd.Timestamp(ts).to_pydatetime() + timedelta(seconds=float(delay))
+        )
 
 
 def deliver_arrived(store: Store, mean_delay_s: float, concept: str = "baseline") -> tuple[int, int]:

@@ -70,7 +70,9 @@ def evaluate(
         missing = sorted(set(SCHEMA.names) - set(signature_columns))
         extra = sorted(set(signature_columns) - set(SCHEMA.names))
         ok = not missing and not extra
-        checks.append(Check("schema", ok, "matches the serving schema" if ok else f"missing {missing}, extra {extra}"))
+        checks.append(
+            Check("schema", ok, "matches the serving schema" if ok else f"missing {missing}, extra {extra}")
+        )
 
     checks.append(
         Check(
@@ -98,7 +100,8 @@ def evaluate(
             Check(
                 "pr_auc",
                 new["pr_auc"] >= floor,
-                f"challenger {new['pr_auc']:.3f} vs champion {old['pr_auc']:.3f} (margin {settings.gate_pr_auc_margin})",
+                f"challenger {new['pr_auc']:.3f} vs champion {old['pr_auc']:.3f} "
+                f"(margin {settings.gate_pr_auc_margin})",
             )
         )
         worst = _worst_slice(holdout, y, new_scores, old_scores)
@@ -108,7 +111,8 @@ def evaluate(
                 Check(
                     "slices",
                     drop <= settings.gate_slice_margin,
-                    f"largest per-{SLICE_COLUMN} PR-AUC drop {drop:+.3f} on {name!r} (margin {settings.gate_slice_margin})",
+                    f"largest per-{SLICE_COLUMN} PR-AUC drop {drop:+.3f} on {name!r} "
+                    f"(margin {settings.gate_slice_margin})",
                 )
             )
     return GateVerdict(all(c.passed for c in checks), tuple(checks), new, old)
@@ -117,13 +121,19 @@ def evaluate(
 def _worst_slice(
     holdout: pd.DataFrame, y: np.ndarray, new_scores: np.ndarray, old_scores: np.ndarray
 ) -> tuple[str, float] | None:
-    """The slice where the challenger loses most PR-AUC against the champion (only slices with both classes)."""
+    """The slice where the challenger loses most PR-AUC against the champion.
+
+    Only slices with both classes count.
+    """
     worst: tuple[str, float] | None = None
     for value in sorted(holdout[SLICE_COLUMN].astype(str).unique()):
         mask = (holdout[SLICE_COLUMN].astype(str) == value).to_numpy()
         if len(np.unique(y[mask])) < 2 or y[mask].sum() < 5:
             continue
-        drop = float(average_precision_score(y[mask], old_scores[mask]) - average_precision_score(y[mask], new_scores[mask]))
+        drop = float(
+            average_precision_score(y[mask], old_scores[mask])
+            - average_precision_score(y[mask], new_scores[mask])
+        )
         if worst is None or drop > worst[1]:
             worst = (value, drop)
     return worst

@@ -21,7 +21,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -153,7 +153,7 @@ def metrics(y_true: np.ndarray, y_score: np.ndarray, threshold: float) -> dict[s
 def single_row_latency_ms(model: Pipeline, features: pd.DataFrame, repeats: int = 200) -> dict[str, float]:
     """p50/p99 of scoring one row at a time in-process, the way the server does (the gate's budget)."""
     compiled = compile_scorer(model)
-    records = features.head(repeats).to_dict("records")
+    records = cast(list[dict[str, Any]], features.head(repeats).to_dict("records"))
 
     def one(i: int) -> None:
         if compiled is not None:

@@ -63,7 +63,15 @@ def list_versions(client: MlflowClient, name: str) -> list[VersionRow]:
 
 
 def set_alias(
-    client: MlflowClient, store: Store, name: str, alias: str, version: str, *, actor: str, reason: str, action: str
+    client: MlflowClient,
+    store: Store,
+    name: str,
+    alias: str,
+    version: str,
+    *,
+    actor: str,
+    reason: str,
+    action: str,
 ) -> str | None:
     """Point `alias` at `version`; returns the previous target. Audited."""
     try:
@@ -77,7 +85,9 @@ def set_alias(
     return previous
 
 
-def promote(client: MlflowClient, store: Store, name: str, version: str, *, actor: str, reason: str) -> str | None:
+def promote(
+    client: MlflowClient, store: Store, name: str, version: str, *, actor: str, reason: str
+) -> str | None:
     return set_alias(client, store, name, CHAMPION, version, actor=actor, reason=reason, action="promote")
 
 
@@ -98,7 +108,9 @@ def champion_timeline(store: Store, name: str) -> list[tuple[datetime, str]]:
     return [
         (e["ts"], str(e["details"]["version"]))
         for e in store.audit_log()
-        if e["action"] in ALIAS_MOVES and e["details"].get("model") == name and e["details"].get("alias") == CHAMPION
+        if e["action"] in ALIAS_MOVES
+        and e["details"].get("model") == name
+        and e["details"].get("alias") == CHAMPION
     ]
 
 

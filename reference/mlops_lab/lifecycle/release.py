@@ -14,7 +14,14 @@ import pandas as pd
 
 from mlops_lab.lifecycle import gate, registry
 from mlops_lab.lifecycle.tracking import CHAMPION, client_for, version_by_alias
-from mlops_lab.lifecycle.train import HOLDOUT_ARTIFACT, TrainResult, load_model, load_run_frame, threshold_of, train
+from mlops_lab.lifecycle.train import (
+    HOLDOUT_ARTIFACT,
+    TrainResult,
+    load_model,
+    load_run_frame,
+    threshold_of,
+    train,
+)
 from mlops_lab.settings import Settings
 from mlops_lab.store.db import Store
 

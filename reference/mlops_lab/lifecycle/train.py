@@ -15,6 +15,7 @@ import contextlib
 import io
 import subprocess
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,9 @@ def code_version() -> dict[str, str]:
         sha = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True, check=True
         ).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True).stdout
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True
+        ).stdout
         return {"code_version": sha, "code_dirty": str(bool(dirty.strip())).lower()}
     except (OSError, subprocess.CalledProcessError):
         return {"code_version": "unknown", "code_dirty": "unknown"}
@@ -95,9 +98,14 @@ def train(
     }
     with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run:
         mlflow.log_params({**asdict(params), "decision_threshold": round(threshold, 6), "rows": len(data)})
-        mlflow.log_metrics({**metrics, "fraud_rate": float(y.mean()), **{f"latency_{k}": v for k, v in latency.items()}})
-        example = x_hold.head(5)
-        signature = infer_signature(example, hold_scores[:5])
+        mlflow.log_metrics(
+            {**metrics, "fraud_rate": float(y.mean()), **{f"latency_{k}": v for k, v in latency.items()}}
+        )
+        # Nullable features travel as floats (an int column cannot hold a missing value).
+        example = x_hold.head(5).astype({f.name: "float64" for f in SCHEMA.features if f.nullable})
+        with warnings.catch_warnings():  # MLflow's hint about int columns: handled just above
+            warnings.simplefilter("ignore", UserWarning)
+            signature = infer_signature(example, hold_scores[:5])
         info = mlflow.sklearn.log_model(
             pipeline,
             name="model",
@@ -113,8 +121,12 @@ def train(
             }
         )
         with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered..." there
-            version = mlflow.register_model(info.model_uri, settings.model_name, tags={"run_id": run.info.run_id})
-    client.set_model_version_tag(settings.model_name, version.version, "decision_threshold", f"{threshold:.6f}")
+            version = mlflow.register_model(
+                info.model_uri, settings.model_name, tags={"run_id": run.info.run_id}
+            )
+    client.set_model_version_tag(
+        settings.model_name, version.version, "decision_threshold", f"{threshold:.6f}"
+    )
     for key, value in tags.items():
         client.set_model_version_tag(settings.model_name, version.version, key, value)
     return TrainResult(run.info.run_id, str(version.version), metrics, threshold, data_fp)

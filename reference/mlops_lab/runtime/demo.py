@@ -45,8 +45,12 @@ class Profile:
 
 
 PROFILES = {
-    "full": Profile(train_rows=60_000, load_users=8, load_duration="30s", batch_rows=200_000, label_delay_s=3.0),
-    "short": Profile(train_rows=20_000, load_users=4, load_duration="8s", batch_rows=20_000, label_delay_s=1.0),
+    "full": Profile(
+        train_rows=60_000, load_users=8, load_duration="30s", batch_rows=200_000, label_delay_s=3.0
+    ),
+    "short": Profile(
+        train_rows=20_000, load_users=4, load_duration="8s", batch_rows=20_000, label_delay_s=1.0
+    ),
 }
 
 
@@ -104,7 +108,10 @@ def run_demo(settings: Settings, profile: str = "full", console: Console | None 
 def _story(s: Settings, p: Profile, sup: Supervisor, tl: Timeline, report: Report, out: Path) -> None:
     train = generate("baseline", p.train_rows, seed=s.seed)
     write_frame(train, s.home / "data" / "train.parquet")
-    tl.step("generated training data", f"{len(train):,} baseline transactions, fraud rate {train['is_fraud'].mean():.2%}")
+    tl.step(
+        "generated training data",
+        f"{len(train):,} baseline transactions, fraud rate {train['is_fraud'].mean():.2%}",
+    )
 
     sup.start(mlflow_spec(s))
     tl.step("MLflow server up", s.mlflow_server_uri)
@@ -120,7 +127,11 @@ def _story(s: Settings, p: Profile, sup: Supervisor, tl: Timeline, report: Repor
     report.table("Model", [("version", rel.trained.version), ("run id", rel.trained.run_id),
                            ("data fingerprint", rel.trained.data_fingerprint),
                            ("decision threshold", rel.trained.threshold), *m.items()])  # fmt: skip
-    report.table("Evaluation gate", [(c.name, c.passed, c.detail) for c in rel.verdict.checks], ["check", "pass", "detail"])
+    report.table(
+        "Evaluation gate",
+        [(c.name, c.passed, c.detail) for c in rel.verdict.checks],
+        ["check", "pass", "detail"],
+    )
 
     sup.start(server_spec(s, "stable"))
     base = f"http://{s.host}:{s.stable_port}"
@@ -131,8 +142,12 @@ def _story(s: Settings, p: Profile, sup: Supervisor, tl: Timeline, report: Repor
         raise StoryFailed(f"stable serves v{info['version']}, champion is v{rel.trained.version}")
 
     load = run_load(s, base, out / "load", users=p.load_users, duration=p.load_duration)
-    tl.step("load test", f"{load.requests:,} requests, {load.rps:.0f} req/s, p50 {load.p50_ms:.1f} ms, "
-            f"p99 {load.p99_ms:.1f} ms, errors {load.error_rate:.2%} -> SLO {'met' if load.slo_met else 'MISSED'}")  # fmt: skip
+    slo = "met" if load.slo_met else "MISSED"
+    tl.step(
+        "load test",
+        f"{load.requests:,} requests, {load.rps:.0f} req/s, p50 {load.p50_ms:.1f} ms, "
+        f"p99 {load.p99_ms:.1f} ms, errors {load.error_rate:.2%} -> SLO {slo}",
+    )
     report.table("Load test and SLO", [(k, v) for k, v in load.as_dict().items()])
     _latency_plot(report, out / "load" / "locust_stats_history.csv")
     if not load.slo_met:
@@ -140,7 +155,10 @@ def _story(s: Settings, p: Profile, sup: Supervisor, tl: Timeline, report: Repor
 
     store = Store(s.resolved_store_url)
     stored = _wait_for_rows(store, load.requests - load.failures)
-    tl.step("every acknowledged prediction is in the store", f"{stored:,} rows >= {load.requests - load.failures:,} 200s")
+    tl.step(
+        "every acknowledged prediction is in the store",
+        f"{stored:,} rows >= {load.requests - load.failures:,} 200s",
+    )
     time.sleep(p.label_delay_s * 3)
     added, in_flight = deliver_arrived(store, p.label_delay_s)
     realized = _realized(store)
@@ -155,11 +173,23 @@ def _story(s: Settings, p: Profile, sup: Supervisor, tl: Timeline, report: Repor
     res = batch_predict(s, f"models:/{s.model_name}@champion", batch_in, s.home / "data" / "scored.parquet",
                         show_progress=False)  # fmt: skip
     dt = time.monotonic() - t0
-    tl.step("batch inference", f"{res.rows:,} rows in {dt:.1f}s ({res.rows / dt:,.0f} rows/s), {res.flagged:,} flagged")
-    report.table("Audit log", [(str(e["ts"]), e["actor"], e["action"], e["details"].get("version"), e["details"].get("reason"))
-                               for e in history(store, s.model_name)], ["time", "actor", "action", "version", "reason"])  # fmt: skip
-    report.data.update({"load": load.as_dict(), "model": {"version": rel.trained.version, **m}, "realized": realized,
-                        "batch": {"rows": res.rows, "seconds": dt}})  # fmt: skip
+    tl.step(
+        "batch inference",
+        f"{res.rows:,} rows in {dt:.1f}s ({res.rows / dt:,.0f} rows/s), {res.flagged:,} flagged",
+    )
+    audit = [
+        (str(e["ts"]), e["actor"], e["action"], e["details"].get("version"), e["details"].get("reason"))
+        for e in history(store, s.model_name)
+    ]
+    report.table("Audit log", audit, ["time", "actor", "action", "version", "reason"])
+    report.data.update(
+        {
+            "load": load.as_dict(),
+            "model": {"version": rel.trained.version, **m},
+            "realized": realized,
+            "batch": {"rows": res.rows, "seconds": dt},
+        }
+    )
     store.dispose()
 
 
@@ -215,7 +245,9 @@ def _latency_plot(report: Report, history_csv: Path) -> None:
         ax.plot(t, hist[col], label=f"p{col.rstrip('%')}")
     ax.set(xlabel="seconds into the load test", ylabel="latency (ms)", title="Latency percentiles under load")
     ax.legend()
-    report.figure("Latency under load", fig, "Percentiles seen by locust (client side, includes the HTTP stack).")
+    report.figure(
+        "Latency under load", fig, "Percentiles seen by locust (client side, includes the HTTP stack)."
+    )
 
 
 def _score_plot(report: Report, store: Store) -> None:

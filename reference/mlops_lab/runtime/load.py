@@ -8,6 +8,7 @@ into the caller). Its CSV summary is parsed into a `LoadReport`.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import subprocess
@@ -56,8 +57,8 @@ class LoadReport:
                 f"| {self.host} | scenario `{self.scenario}` | {self.users} users | {self.duration} |",
                 "|---|---|---|---|",
                 f"| requests | {self.requests} | throughput | {self.rps:.1f} req/s |",
-                f"| p50 / p95 / p99 | {self.p50_ms:.1f} / {self.p95_ms:.1f} / {self.p99_ms:.1f} ms | error rate | "
-                f"{self.error_rate:.3%} |",
+                f"| p50 / p95 / p99 | {self.p50_ms:.1f} / {self.p95_ms:.1f} / {self.p99_ms:.1f} ms "
+                f"| error rate | {self.error_rate:.3%} |",
                 f"| model version | {self.model_version} | SLO (p99 <= {self.slo_p99_ms:.0f} ms, errors <= "
                 f"{self.slo_error_rate:.1%}) | **{ok}** |",
             ]
@@ -97,10 +98,8 @@ def run_load(
     with stats.open() as fh:
         total = next(r for r in csv.DictReader(fh) if r["Name"] == "Aggregated")
     version = None
-    try:
+    with contextlib.suppress(httpx.HTTPError, ValueError):
         version = httpx.get(f"{host}/v1/model", timeout=2).json().get("version")
-    except (httpx.HTTPError, ValueError):
-        pass
     return LoadReport(
         host=host,
         scenario=scenario,

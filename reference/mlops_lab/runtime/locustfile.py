@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import uuid
+from typing import Any, cast
 
 from locust import FastHttpUser, constant_throughput, task
 
@@ -30,13 +31,14 @@ def _payloads(scenario: str, seed: int, n: int = 4000) -> list[dict[str, object]
     cols = [c for c in [*SCHEMA.names, ENTITY] if c in frame.columns] + [
         c for c in frame.columns if c not in SCHEMA.names and c not in (ENTITY, SCHEMA.label)
     ]
-    records = frame[cols].to_dict("records")
+    # to_dict types its keys as Hashable; a frame of named columns has str keys.
+    records = cast(list[dict[str, Any]], frame[cols].to_dict("records"))
     # NaN is not JSON: a missing value travels as null.
     return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in records]
 
 
 class Transactions(FastHttpUser):
-    wait_time = constant_throughput(_RATE) if _RATE > 0 else (lambda self: 0)  # type: ignore[assignment]
+    wait_time = constant_throughput(_RATE) if _RATE > 0 else (lambda self: 0)
 
     def on_start(self) -> None:
         self._rows = itertools.cycle(_payloads(_SCENARIO, _SEED + next(_user_numbers)))
@@ -45,7 +47,10 @@ class Transactions(FastHttpUser):
     def predict(self) -> None:
         body = next(self._rows)
         with self.client.post(
-            "/v1/predict", json=body, headers={"x-request-id": uuid.uuid4().hex}, catch_response=True,
+            "/v1/predict",
+            json=body,
+            headers={"x-request-id": uuid.uuid4().hex},
+            catch_response=True,
             name="/v1/predict",
         ) as resp:
             if resp.status_code != 200:

@@ -11,6 +11,7 @@ import base64
 import html
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,8 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # headless: reports are written by servers and CI
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#1b1f24}
@@ -36,12 +37,17 @@ class Report:
     sections: list[tuple[str, str, str]] = field(default_factory=list)  # (heading, html, markdown)
     data: dict[str, Any] = field(default_factory=dict)
 
-    def table(self, heading: str, rows: list[tuple[str, Any]] | list[list[Any]], header: list[str] | None = None) -> None:
+    def table(self, heading: str, rows: Sequence[Sequence[Any]], header: list[str] | None = None) -> None:
         head_html = "".join(f"<th>{html.escape(h)}</th>" for h in header) if header else ""
         body_html = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
         md_rows = ([header] if header else [["", ""]]) + [[str(c) for c in r] for r in rows]
         md = "\n".join("| " + " | ".join(r) + " |" for r in md_rows[:1])
-        md += "\n|" + "---|" * len(md_rows[0]) + "\n" + "\n".join("| " + " | ".join(r) + " |" for r in md_rows[1:])
+        md += (
+            "\n|"
+            + "---|" * len(md_rows[0])
+            + "\n"
+            + "\n".join("| " + " | ".join(r) + " |" for r in md_rows[1:])
+        )
         self.sections.append((heading, f"<table><tr>{head_html}</tr>{body_html}</table>", md))
 
     def text(self, heading: str, body: str) -> None:
@@ -53,7 +59,9 @@ class Report:
         plt.close(fig)
         uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
         cap = f"<p>{html.escape(caption)}</p>" if caption else ""
-        self.sections.append((heading, f'<img alt="{html.escape(heading)}" src="{uri}">{cap}', f"*(plot: {heading})*"))
+        self.sections.append(
+            (heading, f'<img alt="{html.escape(heading)}" src="{uri}">{cap}', f"*(plot: {heading})*")
+        )
 
     def write(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
@@ -63,7 +71,9 @@ class Report:
             f"<style>{_CSS}</style><h1>{html.escape(self.title)}</h1>{body}</html>"
         )
         (folder / "index.html").write_text(page)
-        (folder / "report.md").write_text(f"# {self.title}\n\n" + "\n\n".join(f"## {h}\n\n{m}" for h, _, m in self.sections))
+        (folder / "report.md").write_text(
+            f"# {self.title}\n\n" + "\n\n".join(f"## {h}\n\n{m}" for h, _, m in self.sections)
+        )
         (folder / "report.json").write_text(json.dumps(self.data, indent=1, default=str))
         return folder / "index.html"
 

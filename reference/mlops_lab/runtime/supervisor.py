@@ -14,6 +14,7 @@ supervisor that was killed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -89,20 +91,22 @@ class Supervisor:
     def _state_file(self, name: str) -> Path:
         return self.run_dir / f"{name}.json"
 
-    def read_state(self, name: str) -> dict[str, object] | None:
+    def read_state(self, name: str) -> dict[str, Any] | None:
         try:
-            return json.loads(self._state_file(name).read_text())  # type: ignore[no-any-return]
+            state: dict[str, Any] = json.loads(self._state_file(name).read_text())
+            return state
         except (OSError, ValueError):
             return None
 
     def is_running(self, name: str) -> bool:
         state = self.read_state(name)
-        return state is not None and _alive(int(state["pid"]))  # type: ignore[call-overload]
+        return state is not None and _alive(int(state["pid"]))
 
     def start(self, spec: ProcessSpec) -> int:
         """Start `spec` (unless already running) and wait until its health URL answers 200."""
-        if self.is_running(spec.name):
-            return int(self.read_state(spec.name)["pid"])  # type: ignore[index,call-overload]
+        state = self.read_state(spec.name)
+        if state is not None and _alive(int(state["pid"])):  # already running
+            return int(state["pid"])
         if _port_busy(self.settings.host, spec.port):
             raise StartError(f"{spec.name}: port {spec.port} is already in use by another program")
         log_path = self.log_dir / f"{spec.name}.log"
@@ -131,7 +135,7 @@ class Supervisor:
         state = self.read_state(name)
         if state is None:
             return False
-        pgid = int(state["pgid"])  # type: ignore[call-overload]
+        pgid = int(state["pgid"])
         was_running = _group_alive(pgid)
         _signal_group(pgid, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
@@ -156,7 +160,7 @@ class Supervisor:
         rows = []
         for name in self.names():
             state = self.read_state(name) or {}
-            pid = int(state.get("pid", 0))  # type: ignore[call-overload]
+            pid = int(state.get("pid", 0))
             alive = _alive(pid)
             rows.append({
                 "name": name, "pid": pid, "port": state.get("port"), "alive": alive,
@@ -204,10 +208,9 @@ def _group_alive(pgid: int) -> bool:
         return False
     except PermissionError:
         return True
-    try:  # reap the leader if it is our zombie, so killpg stops seeing it
+    # reap the leader if it is our zombie, so killpg stops seeing it
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pgid, os.WNOHANG)
-    except ChildProcessError:
-        pass
     try:
         os.killpg(pgid, 0)
         return True
@@ -216,7 +219,5 @@ def _group_alive(pgid: int) -> bool:
 
 
 def _signal_group(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

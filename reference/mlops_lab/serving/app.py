@@ -49,10 +49,15 @@ def create_app(
     store: Store | None = None,
 ) -> FastAPI:
     metrics = ServerMetrics(variant)
+
+    def on_load(m: LoadedModel) -> None:
+        metrics.model_loads.labels(variant).inc()
+        metrics.served_version(m.version)
+
     holder = holder or ModelHolder(
         settings,
         ALIAS_OF[variant],
-        on_load=lambda m: (metrics.model_loads.labels(variant).inc(), metrics.served_version(m.version)),
+        on_load=on_load,
         on_failure=lambda _msg: metrics.model_load_failures.labels(variant).inc(),
     )
     settings.ensure_dirs()
@@ -85,10 +90,15 @@ def create_app(
         lifespan=lifespan,
         description="Fraud scoring. Serves models:/fraud-detector@" + ALIAS_OF[variant],
     )
-    app.state.holder, app.state.writer, app.state.metrics, app.state.settings = holder, writer, metrics, settings
+    app.state.holder, app.state.writer, app.state.metrics, app.state.settings = (
+        holder,
+        writer,
+        metrics,
+        settings,
+    )
     app.add_middleware(BodyLimit)
     app.add_middleware(
-        LatencyMiddleware,  # type: ignore[arg-type]
+        LatencyMiddleware,
         metrics=metrics,
         version=lambda: holder.current.version if holder.current else "none",
     )
@@ -118,7 +128,9 @@ def create_app(
             headers={"Retry-After": "1"},
         )
 
-    def record(model: LoadedModel, request_id: str, features: dict[str, Any], score: float, latency_ms: float) -> dict[str, Any]:
+    def record(
+        model: LoadedModel, request_id: str, features: dict[str, Any], score: float, latency_ms: float
+    ) -> dict[str, Any]:
         decision = score >= model.threshold
         metrics.predictions.labels(variant, model.version, str(decision).lower()).inc()
         metrics.score.labels(variant, model.version).observe(score)
@@ -134,7 +146,7 @@ def create_app(
         }
 
     @app.post("/v1/predict", response_model=PredictResponse, responses={503: {"description": "not ready"}})
-    async def predict(body: PredictRequest, x_request_id: str | None = Header(None)) -> Any:  # type: ignore[valid-type]
+    async def predict(body: PredictRequest, x_request_id: str | None = Header(None)) -> Any:
         model = holder.current
         if model is None:
             return not_ready()
@@ -149,7 +161,11 @@ def create_app(
         if not writer.submit(row):
             return store_full()
         return PredictResponse(
-            request_id=request_id, model_version=model.version, score=score, decision=row["decision"], variant=variant
+            request_id=request_id,
+            model_version=model.version,
+            score=score,
+            decision=row["decision"],
+            variant=variant,
         )
 
     @app.post(
@@ -179,8 +195,11 @@ def create_app(
             writer.submit(row)  # room was checked above and this loop does not yield
             out.append(
                 PredictResponse(
-                    request_id=request_id, model_version=model.version, score=float(score),
-                    decision=row["decision"], variant=variant,
+                    request_id=request_id,
+                    model_version=model.version,
+                    score=float(score),
+                    decision=row["decision"],
+                    variant=variant,
                 )
             )
         return BatchResponse(model_version=model.version, variant=variant, predictions=out)
@@ -217,15 +236,24 @@ def create_app(
     async def prometheus() -> PlainTextResponse:
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/admin/reload", responses={401: {"description": "bad token"}, 503: {"description": "reload failed"}})
+    @app.post(
+        "/admin/reload", responses={401: {"description": "bad token"}, 503: {"description": "reload failed"}}
+    )
     async def reload(authorization: str | None = Header(None)) -> Any:
         expected = f"Bearer {settings.admin_token.get_secret_value()}"
         if authorization is None or not secrets.compare_digest(authorization.encode(), expected.encode()):
-            return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
+            return JSONResponse(
+                {"detail": "missing or wrong bearer token"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         changed = await asyncio.to_thread(holder.refresh, True)
         m = holder.current
-        body = {"reloaded": changed, "version": m.version if m else None, "error": None if changed else holder.last_error}
+        body = {
+            "reloaded": changed,
+            "version": m.version if m else None,
+            "error": None if changed else holder.last_error,
+        }
         return JSONResponse(body, status_code=200 if changed else 503)
 
     return app
@@ -241,7 +269,9 @@ class BodyLimit:
         if scope["type"] == "http":
             for name, value in scope["headers"]:
                 if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY_BYTES):
-                    response = JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+                    response = JSONResponse(
+                        {"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413
+                    )
                     await response(scope, receive, send)
                     return
         await self.app(scope, receive, send)

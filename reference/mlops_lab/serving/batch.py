@@ -79,7 +79,11 @@ def _row_count(path: Path) -> int | None:
 
 
 def batch_predict(
-    settings: Settings, model_uri: str, input_path: Path, output_path: Path, chunk_rows: int = 50_000,
+    settings: Settings,
+    model_uri: str,
+    input_path: Path,
+    output_path: Path,
+    chunk_rows: int = 50_000,
     show_progress: bool = True,
 ) -> BatchResult:
     check_suffix(input_path)
@@ -88,8 +92,12 @@ def batch_predict(
         raise FileNotFoundError(f"{input_path}: no such file")
     version, threshold = resolve_model(settings, model_uri)
     meta_path = output_path.with_name(output_path.name + ".meta.json")
-    identity = {"input_sha256": _file_digest(input_path), "model": settings.model_name, "model_version": version,
-                "threshold": threshold}  # fmt: skip
+    identity = {
+        "input_sha256": _file_digest(input_path),
+        "model": settings.model_name,
+        "model_version": version,
+        "threshold": threshold,
+    }
     if output_path.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
         if {k: meta.get(k) for k in identity} == identity:
@@ -104,7 +112,11 @@ def batch_predict(
     rows = flagged = 0
     writer: pq.ParquetWriter | None = None
     progress = Progress(
-        TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), disable=not show_progress
+        TextColumn("[bold]scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        disable=not show_progress,
     )
     try:
         with progress:

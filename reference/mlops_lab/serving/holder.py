@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import mlflow
 import numpy as np
@@ -80,9 +80,12 @@ def load_version(settings: Settings, alias: str) -> LoadedModel:
     expected = fraud_model.scores(pipeline, warm)
     compiled = fraud_model.compile_scorer(pipeline)
     if compiled is not None:
-        got = np.array([compiled(r) for r in warm.to_dict("records")])
+        rows = cast(list[dict[str, Any]], warm.to_dict("records"))
+        got = np.array([compiled(r) for r in rows])
         if not np.allclose(got, expected, atol=1e-9):
-            log.warning("compiled scorer disagrees with the pipeline for v%s; serving the pipeline", mv.version)
+            log.warning(
+                "compiled scorer disagrees with the pipeline for v%s; serving the pipeline", mv.version
+            )
             compiled = None
     return LoadedModel(
         version=str(mv.version),
@@ -143,8 +146,12 @@ class ModelHolder:
         self.last_error = message
         if self.current is None:
             self.not_ready_reason = f"no model loaded: {message}"
-        log.warning("model load for @%s failed (%s); keeping %s", self.alias, message,
-                    f"v{self.current.version}" if self.current else "no model")
+        log.warning(
+            "model load for @%s failed (%s); keeping %s",
+            self.alias,
+            message,
+            f"v{self.current.version}" if self.current else "no model",
+        )
         if self._on_failure:
             self._on_failure(message)
 
@@ -161,7 +168,11 @@ class ModelHolder:
         # Until a model is loaded retry quickly (the registry may just be starting), then poll.
         while not self._stop.is_set():
             self.refresh()
-            wait = self.settings.reload_poll_s if self.current is not None else min(1.0, self.settings.reload_poll_s)
+            wait = (
+                self.settings.reload_poll_s
+                if self.current is not None
+                else min(1.0, self.settings.reload_poll_s)
+            )
             self._stop.wait(wait)
 
     def wait_ready(self, timeout_s: float) -> bool:

@@ -14,7 +14,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-SCORE_BUCKETS = tuple(round(x, 2) for x in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0))
+SCORE_BUCKETS = tuple(
+    round(x, 2) for x in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+)
 
 
 class ServerMetrics:
@@ -30,21 +32,35 @@ class ServerMetrics:
             registry=r,
         )
         self.predictions = Counter(
-            "mlops_predictions_total", "Predictions served", ["variant", "model_version", "decision"], registry=r
+            "mlops_predictions_total",
+            "Predictions served",
+            ["variant", "model_version", "decision"],
+            registry=r,
         )
         self.score = Histogram(
-            "mlops_prediction_score", "Distribution of fraud scores", ["variant", "model_version"],
-            buckets=SCORE_BUCKETS, registry=r,
+            "mlops_prediction_score",
+            "Distribution of fraud scores",
+            ["variant", "model_version"],
+            buckets=SCORE_BUCKETS,
+            registry=r,
         )
-        self.model_loads = Counter("mlops_model_loads_total", "Successful model loads", ["variant"], registry=r)
+        self.model_loads = Counter(
+            "mlops_model_loads_total", "Successful model loads", ["variant"], registry=r
+        )
         self.model_load_failures = Counter(
-            "mlops_model_load_failures_total", "Failed model loads (the old model kept serving)", ["variant"], registry=r
+            "mlops_model_load_failures_total",
+            "Failed model loads (the old model kept serving)",
+            ["variant"],
+            registry=r,
         )
         self.model_info = Gauge(
             "mlops_model_info", "1 for the version being served", ["variant", "model_version"], registry=r
         )
         self.store_queue_depth = Gauge(
-            "mlops_store_queue_depth", "Predictions waiting to be written to the store", ["variant"], registry=r
+            "mlops_store_queue_depth",
+            "Predictions waiting to be written to the store",
+            ["variant"],
+            registry=r,
         )
         self.store_drops = Counter(
             "mlops_store_drops_total",
@@ -58,7 +74,9 @@ class ServerMetrics:
         self.model_info.labels(self.variant, version).set(1)
 
 
-ASGIApp = Callable[[MutableMapping[str, Any], Callable[..., Awaitable[Any]], Callable[..., Awaitable[Any]]], Awaitable[None]]
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[..., Awaitable[Any]], Callable[..., Awaitable[Any]]], Awaitable[None]
+]
 
 
 class LatencyMiddleware:

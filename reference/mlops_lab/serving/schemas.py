@@ -10,9 +10,10 @@ Unknown fields are refused, so a renamed upstream column is a clear 422, not a s
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic.config import JsonDict
 
 from mlops_lab.data.schema import SCHEMA, Feature
 
@@ -22,11 +23,9 @@ REQUEST_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 def _field(feat: Feature) -> tuple[Any, Any]:
     if feat.kind == "numeric":
         typ: Any = int if feat.integer else float
-        info = Field(
-            ..., ge=feat.minimum, le=feat.maximum, allow_inf_nan=False, description=feat.description
-        )
+        info = Field(..., ge=feat.minimum, le=feat.maximum, allow_inf_nan=False, description=feat.description)
     elif feat.closed:
-        typ = Literal[feat.categories]  # type: ignore[valid-type]
+        typ = Literal[feat.categories]
         info = Field(..., description=feat.description)
     else:
         typ = str
@@ -37,13 +36,18 @@ def _field(feat: Feature) -> tuple[Any, Any]:
 
 
 class _Base(BaseModel):
+    """The fields every request has besides the features; PredictRequest adds one field per feature."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    request_id: str | None = Field(None, pattern=REQUEST_ID_PATTERN, description="idempotency/trace id")
+    card_id: str | None = Field(None, max_length=64, description="entity id (sticky routing); not a feature")
 
     def features(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in SCHEMA.names}
 
 
-_EXAMPLE = {
+_EXAMPLE: JsonDict = {
     "amount": 182.5,
     "merchant_category": "electronics",
     "channel": "online",
@@ -56,21 +60,21 @@ _EXAMPLE = {
     "card_id": "4417",
 }
 
-PredictRequest: type[_Base] = create_model(  # type: ignore[call-overload]
-    "PredictRequest",
-    __base__=_Base,
-    __config__=None,
-    request_id=(str | None, Field(None, pattern=REQUEST_ID_PATTERN, description="idempotency/trace id")),
-    card_id=(str | None, Field(None, max_length=64, description="entity id (sticky routing); not a feature")),
-    **{f.name: _field(f) for f in SCHEMA.features},
-)
-PredictRequest.model_config["json_schema_extra"] = {"examples": [_EXAMPLE]}
-PredictRequest.model_rebuild(force=True)
+_FEATURE_FIELDS: dict[str, Any] = {f.name: _field(f) for f in SCHEMA.features}
+_PredictRequest: type[_Base] = create_model("PredictRequest", __base__=_Base, **_FEATURE_FIELDS)
+_PredictRequest.model_config["json_schema_extra"] = {"examples": [_EXAMPLE]}
+_PredictRequest.model_rebuild(force=True)
+
+if TYPE_CHECKING:
+    # mypy cannot see the fields create_model adds: it checks a request as the _Base it derives from.
+    PredictRequest = _Base
+else:
+    PredictRequest = _PredictRequest
 
 
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    rows: list[PredictRequest] = Field(..., min_length=1)  # type: ignore[valid-type]
+    rows: list[PredictRequest] = Field(..., min_length=1)
 
 
 class PredictResponse(BaseModel):

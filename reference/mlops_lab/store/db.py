@@ -1,6 +1,6 @@
 """The prediction, label and audit store (SQLAlchemy Core; SQLite in WAL mode by default, any URL).
 
-    python -c "from mlops_lab.store.db import Store; s = Store('sqlite:///var/store.db'); print(s.count_predictions())"
+    python -c "from mlops_lab.store.db import Store; print(Store('sqlite:///var/store.db').count_predictions())"
 
 Tables:
   predictions  request_id, ts, variant, model_version, features (JSON), score, decision, latency_ms
@@ -96,7 +96,9 @@ class Store:
             have = {
                 r[0]
                 for r in conn.execute(
-                    sa.select(labels.c.request_id).where(labels.c.request_id.in_([r["request_id"] for r in rows]))
+                    sa.select(labels.c.request_id).where(
+                        labels.c.request_id.in_([r["request_id"] for r in rows])
+                    )
                 )
             }
             fresh = [r for r in rows if r["request_id"] not in have]
@@ -107,7 +109,8 @@ class Store:
     def audit(self, actor: str, action: str, **details: Any) -> None:
         with self.engine.begin() as conn:
             conn.execute(
-                audit.insert(), {"ts": utcnow(), "actor": actor, "action": action, "details": _jsonable(details)}
+                audit.insert(),
+                {"ts": utcnow(), "actor": actor, "action": action, "details": _jsonable(details)},
             )
 
     def audit_log(self, action: str | None = None) -> list[dict[str, Any]]:

@@ -10,7 +10,8 @@ Durability contract (also in docs/architecture.md):
    nothing is acknowledged and then lost.
 2. Rows are flushed in batches, by size (`store_flush_rows`) or age (`store_flush_interval_s`).
    A failed flush is retried with backoff; while the database is down the queue fills and
-   rule 1 applies (back-pressure instead of unbounded memory).
+   rule 1 applies (back-pressure instead of unbounded memory: at most `store_queue_size`
+   queued plus `store_flush_rows` in the batch being written).
 3. On graceful shutdown (SIGTERM: uvicorn stops accepting, finishes in-flight requests, then
    runs the app's shutdown) `close()` drains the queue. If the database still refuses after
    `store_shutdown_timeout_s`, the remaining rows are written to `home/spill/*.jsonl`, so even
@@ -132,7 +133,9 @@ class BatchWriter:
                 return
             except Exception as exc:  # the database is down or locked: retry, never drop
                 self.flush_failures += 1
-                log.warning("store flush of %d rows failed (%s); retrying", len(batch), exc.__class__.__name__)
+                log.warning(
+                    "store flush of %d rows failed (%s); retrying", len(batch), exc.__class__.__name__
+                )
                 if give_up_at is not None and time.monotonic() >= give_up_at:
                     self._spill(batch)
                     return

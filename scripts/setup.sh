@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Create .venv from the lock (idempotent), install mlops-lab editable, and get promtool.
+# Run by `make setup` (which skips it when nothing changed since the last run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=.venv
+UV_VERSION=0.13.8
+PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
+
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+  echo "mlops-lab needs Python 3.11 (found $("$PYTHON" --version 2>&1)); set PYTHON=/path/to/python3.11" >&2
+  exit 2
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "creating $VENV with $("$PYTHON" --version)"
+  "$PYTHON" -m venv "$VENV"
+fi
+if ! "$VENV/bin/uv" --version 2>/dev/null | grep -q "$UV_VERSION"; then
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+fi
+echo "installing the locked dependencies (requirements/lock.txt)"
+"$VENV/bin/uv" pip sync --quiet --python "$VENV/bin/python" requirements/lock.txt
+"$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --no-deps -e .
+
+# promtool (alert rule tests) and the Prometheus server come from Debian's package.
+if ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian's prometheus (promtool)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null) \
+      || echo "warning: could not install prometheus; alert rule tests will be skipped" >&2
+  else
+    echo "note: promtool not found. Install Prometheus (Debian/Ubuntu: sudo apt-get install prometheus," \
+         "macOS: brew install prometheus) to run the alert rule tests." >&2
+  fi
+fi
+echo "setup done: $("$VENV/bin/mlops-lab" --help >/dev/null && echo 'mlops-lab ready')"
