@@ -22,7 +22,7 @@ from mlops_lab.settings import Settings
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 configure_mlflow_env()
 
-TRAIN_ROWS = 8_000
+TRAIN_ROWS = 12_000
 
 
 def free_port() -> int:
@@ -75,7 +75,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings
         s = s.model_copy(update={"tracking_uri": s.mlflow_server_uri})
         rel = train_and_release(s, generate("baseline", TRAIN_ROWS, seed=2), promote=True, actor="tests",
                                 reason="fixture")  # fmt: skip
-        assert rel.promoted
+        assert rel.promoted, rel.verdict.summary()
         yield s
     finally:
         sup.stop_all()

@@ -81,3 +81,20 @@ def test_labels_are_idempotent(store: Store) -> None:
     assert store.insert_labels(labels) == 2
     assert store.insert_labels(labels) == 0
     assert len(store.labels_frame()) == 2
+
+
+def test_a_retried_request_id_is_stored_once_and_does_not_block_the_writer(
+    store: Store, tmp_path: Path
+) -> None:
+    w = writer(store, tmp_path, flush_interval_s=30)
+    for i in (1, 2, 1, 3, 2):
+        assert w.submit(row(i))
+    w.close()
+    assert store.prediction_ids() == {"r1", "r2", "r3"} and w.spilled == 0
+
+
+def test_a_row_the_database_refuses_is_spilled_and_the_rest_written(store: Store, tmp_path: Path) -> None:
+    w = writer(store, tmp_path, flush_interval_s=30)
+    assert w.submit(row(1)) and w.submit({**row(2), "score": None}) and w.submit(row(3))  # score is NOT NULL
+    w.close()
+    assert store.prediction_ids() == {"r1", "r3"} and w.spilled == 1

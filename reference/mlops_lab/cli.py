@@ -19,7 +19,6 @@ import warnings
 from pathlib import Path
 from typing import Annotated
 
-import click
 import httpx
 import typer
 from rich.console import Console
@@ -38,7 +37,7 @@ app.add_typer(registry_app, name="registry")
 app.add_typer(store_app, name="store")
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one line per error, however narrow the terminal
 
 
 class UserError(Exception):
@@ -329,11 +328,10 @@ def main() -> None:
     from mlops_lab.runtime.supervisor import StartError
 
     try:
-        rc = app(standalone_mode=False)
-    except click.ClickException as exc:  # usage errors: click's own one-line message, exit 2
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.Abort, KeyboardInterrupt):
+        # Standalone mode: typer reports usage errors itself (one message, exit 2) and
+        # lets every other exception reach the handlers below.
+        app()
+    except KeyboardInterrupt:
         err.print("aborted")
         sys.exit(130)
     except (UserError, RegistryError, StartError, FileNotFoundError, ValueError) as exc:
@@ -345,7 +343,6 @@ def main() -> None:
     except (ConnectionError, httpx.HTTPError) as exc:
         err.print(f"error: cannot connect: {exc}", highlight=False, markup=False)
         sys.exit(1)
-    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 if __name__ == "__main__":

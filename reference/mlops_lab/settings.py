@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     flag_budget: float = 0.05
     # --- lifecycle: evaluation gate (challenger vs champion on the same holdout)
     gate_pr_auc_margin: float = Field(0.02, description="challenger may be at most this much worse")
-    gate_min_recall: float = 0.3
+    gate_min_recall: float = 0.2
     gate_slice_margin: float = 0.05
     gate_latency_budget_ms: float = 25.0
 

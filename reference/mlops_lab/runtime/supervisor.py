@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from mlops_lab.settings import Settings
 
@@ -45,7 +46,8 @@ class ProcessSpec:
 
 
 def server_env(settings: Settings) -> dict[str, str]:
-    """Environment for every child: one BLAS thread (one worker per process), no telemetry."""
+    """Environment for every child: the parent's settings (as MLOPS_* variables, so a child
+    sees exactly what its supervisor saw), one BLAS thread per process, no telemetry."""
     env = {
         "OMP_NUM_THREADS": "1",
         "OPENBLAS_NUM_THREADS": "1",
@@ -56,8 +58,15 @@ def server_env(settings: Settings) -> dict[str, str]:
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
         "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
         "PYTHONUNBUFFERED": "1",
-        "MLOPS_HOME": str(settings.home.resolve()),
     }
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if name == "home":
+            value = Path(value).resolve()
+        env[f"MLOPS_{name.upper()}"] = str(value)
     return env
 
 
@@ -77,7 +86,7 @@ def mlflow_spec(settings: Settings) -> ProcessSpec:
 def server_spec(settings: Settings, variant: str) -> ProcessSpec:
     port = settings.port_of(variant)  # type: ignore[arg-type]
     argv = [sys.executable, "-m", "mlops_lab.cli", "serve", "--variant", variant, "--port", str(port)]
-    env = {"MLOPS_TRACKING_URI": settings.tracking_uri or settings.mlflow_server_uri}
+    env = {"MLOPS_TRACKING_URI": settings.tracking_uri or settings.mlflow_server_uri}  # never serverless
     return ProcessSpec(variant, argv, f"http://{settings.host}:{port}/healthz", port, env=env)
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 metadata = sa.MetaData()
@@ -84,9 +86,17 @@ class Store:
         metadata.create_all(self.engine)
 
     def insert_predictions(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        if rows:
-            with self.engine.begin() as conn:
-                conn.execute(predictions.insert(), list(rows))
+        """Insert rows; a request_id already stored is skipped (a client retry is idempotent)."""
+        if not rows:
+            return
+        dialect = self.engine.dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            insert = sqlite_insert if dialect == "sqlite" else pg_insert
+            statement: Any = insert(predictions).on_conflict_do_nothing(index_elements=["request_id"])
+        else:
+            statement = predictions.insert()
+        with self.engine.begin() as conn:
+            conn.execute(statement, list(rows))
 
     def insert_labels(self, rows: Sequence[Mapping[str, Any]]) -> int:
         """Insert labels, ignoring ones already stored (labels are re-delivered in practice)."""

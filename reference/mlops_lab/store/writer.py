@@ -31,6 +31,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
+
 from mlops_lab.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -131,7 +133,7 @@ class BatchWriter:
                 self.store.insert_predictions(batch)
                 self.written += len(batch)
                 return
-            except Exception as exc:  # the database is down or locked: retry, never drop
+            except sa_exc.OperationalError as exc:  # down, locked, disk full: transient, retry
                 self.flush_failures += 1
                 log.warning(
                     "store flush of %d rows failed (%s); retrying", len(batch), exc.__class__.__name__
@@ -141,6 +143,23 @@ class BatchWriter:
                     return
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
+            except sa_exc.SQLAlchemyError:
+                # Not transient: one bad row must not block every row behind it forever.
+                self.flush_failures += 1
+                self._flush_row_by_row(batch)
+                return
+
+    def _flush_row_by_row(self, batch: list[Mapping[str, Any]]) -> None:
+        poisoned = []
+        for row in batch:
+            try:
+                self.store.insert_predictions([row])
+                self.written += 1
+            except sa_exc.SQLAlchemyError:
+                poisoned.append(row)
+        if poisoned:
+            log.error("%d rows the database refuses; spilled for inspection", len(poisoned))
+            self._spill(poisoned)
 
     def _spill(self, batch: list[Mapping[str, Any]]) -> None:
         self.spill_dir.mkdir(parents=True, exist_ok=True)
