@@ -73,8 +73,9 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings
     sup.start(mlflow_spec(s))
     try:
         s = s.model_copy(update={"tracking_uri": s.mlflow_server_uri})
-        rel = train_and_release(s, generate("baseline", TRAIN_ROWS, seed=2), promote=True, actor="tests",
-                                reason="fixture")  # fmt: skip
+        rel = train_and_release(
+            s, generate("baseline", TRAIN_ROWS, seed=2), promote=True, actor="tests", reason="fixture"
+        )
         assert rel.promoted, rel.verdict.summary()
         yield s
     finally:

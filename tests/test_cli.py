@@ -19,8 +19,14 @@ def cli(*args: str, settings: Settings, timeout: float = 120) -> subprocess.Comp
     if settings.tracking_uri:
         env["MLOPS_TRACKING_URI"] = settings.tracking_uri
     env["MLOPS_MLFLOW_PORT"] = str(settings.mlflow_port)
-    return subprocess.run([sys.executable, "-m", "mlops_lab.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "mlops_lab.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, fragment: str) -> None:
@@ -50,8 +56,11 @@ def test_data_generate_writes_parquet_and_csv(tmp_path: Path) -> None:
 
 def test_user_errors_are_one_line_with_exit_codes(tmp_path: Path, registry: Settings) -> None:
     s = make_settings(tmp_path)
-    assert_one_line_error(cli("data", "generate", "--scenario", "nope", "--out", str(tmp_path / "x.parquet"),
-                              settings=s), 1, "unknown scenario 'nope'")  # fmt: skip
+    assert_one_line_error(
+        cli("data", "generate", "--scenario", "nope", "--out", str(tmp_path / "x.parquet"), settings=s),
+        1,
+        "unknown scenario 'nope'",
+    )
     assert_one_line_error(
         cli("train", "--data", str(tmp_path / "missing.parquet"), settings=s), 1, "no such file"
     )

@@ -18,8 +18,14 @@ def test_demo_short_profile_plays_out_and_writes_the_report(tmp_path: Path) -> N
         if v is not None and k != "admin_token"
     }
     env.update({"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
-    r = subprocess.run([sys.executable, "-m", "mlops_lab.cli", "demo", "--profile", "short"], env=env,
-                       capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "mlops_lab.cli", "demo", "--profile", "short"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     reports = list((tmp_path / "reports").glob("demo-*/index.html"))
     assert len(reports) == 1 and f"report: {reports[0]}" in r.stdout.replace("\n", "")

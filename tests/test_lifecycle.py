@@ -86,8 +86,15 @@ def test_gate_passes_an_equal_model_and_stops_one_trained_on_shuffled_labels(
     holdout = generate("baseline", 6_000, seed=12)
     train_scores = fraud_model.scores(good, generate("baseline", 5_000, seed=11)[SCHEMA.names])  # type: ignore[arg-type]
     threshold = fraud_model.budget_threshold(train_scores, s.flag_budget)
-    same = gate.evaluate(s, good, threshold, holdout, champion=good, champion_threshold=threshold,
-                         signature_columns=SCHEMA.names)  # fmt: skip
+    same = gate.evaluate(
+        s,
+        good,
+        threshold,
+        holdout,
+        champion=good,
+        champion_threshold=threshold,
+        signature_columns=SCHEMA.names,
+    )
     assert same.passed, same.summary()
     worse = gate.evaluate(s, bad, threshold, holdout, champion=good, champion_threshold=threshold)
     assert not worse.passed
@@ -129,8 +136,13 @@ def test_promote_and_rollback_walk_the_audit_log_like_a_stack(
     with pytest.raises(registry.RegistryError, match="no earlier champion"):
         registry.rollback(client, store, name, actor="bob", reason="again")
     actions = [(e["actor"], e["action"], e["details"]["version"]) for e in registry.history(store, name)]
-    assert actions == [("alice", "promote", "1"), ("alice", "promote", "2"), ("alice", "promote", "3"),
-                       ("bob", "rollback", "2"), ("bob", "rollback", "1")]  # fmt: skip
+    assert actions == [
+        ("alice", "promote", "1"),
+        ("alice", "promote", "2"),
+        ("alice", "promote", "3"),
+        ("bob", "rollback", "2"),
+        ("bob", "rollback", "1"),
+    ]
     assert all(e["details"]["reason"] for e in registry.history(store, name))
 
 

@@ -86,8 +86,10 @@ def test_sigterm_under_load_loses_no_acknowledged_prediction(
         t.join()
     stored = Store(s.resolved_store_url).prediction_ids()
     missing = set(acknowledged) - stored
-    print(f"\nSIGTERM under load: {len(acknowledged)} acknowledged, {len(stored)} stored, {len(missing)} missing, "
-          f"{len(errors)} client errors after shutdown began")  # fmt: skip
+    print(
+        f"\nSIGTERM under load: {len(acknowledged)} acknowledged, {len(stored)} stored, "
+        f"{len(missing)} missing, {len(errors)} client errors after shutdown began"
+    )
     assert not missing, f"{len(missing)} acknowledged predictions were lost"
     assert len(stored) == len(acknowledged)
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from mlops_lab.lifecycle.tracking import client_for
 from mlops_lab.serving.app import create_app
 from mlops_lab.settings import Settings
 from mlops_lab.store.db import Store
@@ -147,8 +150,10 @@ def test_metrics_expose_latency_scores_and_store_queue(client: TestClient) -> No
     client.post("/v1/predict", json=GOOD)
     client.post("/v1/predict", json={})
     text = client.get("/metrics").text
-    assert 'mlops_request_latency_seconds_count{method="POST",model_version="1",route="/v1/predict",' \
-           'status="200",variant="stable"} 1.0' in text  # fmt: skip
+    assert (
+        'mlops_request_latency_seconds_count{method="POST",model_version="1",route="/v1/predict",'
+        'status="200",variant="stable"} 1.0' in text
+    )
     assert 'route="/v1/predict",status="422"' in text
     assert 'mlops_prediction_score_count{model_version="1",variant="stable"} 1.0' in text
     assert 'mlops_model_info{model_version="1",variant="stable"} 1.0' in text
@@ -191,3 +196,27 @@ def test_a_full_prediction_log_refuses_instead_of_losing(serving_settings: Setti
             locker.close()
         acknowledged = codes.count(200)
     assert Store(serving_settings.resolved_store_url).count_predictions() == acknowledged
+
+
+def test_hot_reload_when_the_alias_moves(registry: Settings, tmp_path: Path) -> None:
+    """Moving @champion is the whole deployment: the server notices and swaps, no restart."""
+    client = client_for(registry)
+    source = client.get_model_version(registry.model_name, "1")
+    name = f"hot-{uuid.uuid4().hex[:8]}"
+    client.create_registered_model(name)
+    for _ in range(2):  # two versions of the same artifact: enough to watch the swap
+        mv = client.create_model_version(name, source.source, run_id=source.run_id, tags=source.tags)
+    client.set_registered_model_alias(name, "champion", "1")
+    s = registry.model_copy(
+        update={"model_name": name, "reload_poll_s": 0.2, "store_url": f"sqlite:///{tmp_path / 'store.db'}"}
+    )
+    app = create_app(s)
+    with TestClient(app) as c:
+        assert app.state.holder.wait_ready(30)
+        assert c.get("/v1/model").json()["version"] == "1"
+        client.set_registered_model_alias(name, "champion", str(mv.version))
+        deadline = time.monotonic() + 20
+        while c.get("/v1/model").json()["version"] != "2" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert c.post("/v1/predict", json=GOOD).json()["model_version"] == "2"
+        assert 'mlops_model_loads_total{variant="stable"} 2.0' in c.get("/metrics").text

@@ -14,8 +14,16 @@ from mlops_lab.store.writer import BatchWriter, replay_spill
 
 
 def row(i: int) -> dict[str, Any]:
-    return {"request_id": f"r{i}", "ts": utcnow(), "variant": "stable", "model_version": "1",
-            "features": {"amount": float(i)}, "score": 0.1, "decision": False, "latency_ms": 0.5}  # fmt: skip
+    return {
+        "request_id": f"r{i}",
+        "ts": utcnow(),
+        "variant": "stable",
+        "model_version": "1",
+        "features": {"amount": float(i)},
+        "score": 0.1,
+        "decision": False,
+        "latency_ms": 0.5,
+    }
 
 
 def writer(store: Store, tmp_path: Path, **kw: Any) -> BatchWriter:

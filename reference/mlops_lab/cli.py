@@ -102,8 +102,9 @@ def train(
 
     s = _settings()
     frame = read_frame(data)
-    rel = train_and_release(s, frame, promote=promote, actor=default_actor(), reason=reason,
-                            lineage={"trigger_reason": reason})  # fmt: skip
+    rel = train_and_release(
+        s, frame, promote=promote, actor=default_actor(), reason=reason, lineage={"trigger_reason": reason}
+    )
     m = rel.trained.metrics
     console.print(
         f"registered [bold]{s.model_name} v{rel.trained.version}[/] (run {rel.trained.run_id[:8]}): "
@@ -150,8 +151,14 @@ def registry_promote(
     from mlops_lab.store.db import Store
 
     s = _settings()
-    prev = registry.promote(client_for(s), Store(s.resolved_store_url), s.model_name, version,
-                            actor=registry.default_actor(), reason=reason)  # fmt: skip
+    prev = registry.promote(
+        client_for(s),
+        Store(s.resolved_store_url),
+        s.model_name,
+        version,
+        actor=registry.default_actor(),
+        reason=reason,
+    )
     console.print(f"@champion -> v{version} (was {prev or 'none'})")
 
 
@@ -163,8 +170,13 @@ def registry_rollback(reason: Annotated[str, typer.Option()] = "manual rollback"
     from mlops_lab.store.db import Store
 
     s = _settings()
-    target = registry.rollback(client_for(s), Store(s.resolved_store_url), s.model_name,
-                               actor=registry.default_actor(), reason=reason)  # fmt: skip
+    target = registry.rollback(
+        client_for(s),
+        Store(s.resolved_store_url),
+        s.model_name,
+        actor=registry.default_actor(),
+        reason=reason,
+    )
     console.print(f"@champion -> v{target} (rolled back)")
 
 
@@ -208,8 +220,15 @@ def serve(
     s = _settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     api = create_app(s, variant)  # type: ignore[arg-type]
-    uvicorn.run(api, host=s.host, port=port or s.port_of(variant), workers=1, access_log=False,  # type: ignore[arg-type]
-                log_level="info", timeout_graceful_shutdown=30)  # fmt: skip
+    uvicorn.run(
+        api,
+        host=s.host,
+        port=port or s.port_of(variant),
+        workers=1,
+        access_log=False,  # type: ignore[arg-type]
+        log_level="info",
+        timeout_graceful_shutdown=30,
+    )
 
 
 @app.command("batch-predict")

@@ -81,8 +81,15 @@ def run_demo(settings: Settings, profile: str = "full", console: Console | None 
     if demo_home.exists():
         Supervisor(settings.model_copy(update={"home": demo_home})).stop_all()
         shutil.rmtree(demo_home)
-    s = settings.model_copy(update={"home": demo_home, "tracking_uri": None, "store_url": None,
-                                    "label_delay_s": p.label_delay_s, "reload_poll_s": 1.0})  # fmt: skip
+    s = settings.model_copy(
+        update={
+            "home": demo_home,
+            "tracking_uri": None,
+            "store_url": None,
+            "label_delay_s": p.label_delay_s,
+            "reload_poll_s": 1.0,
+        }
+    )
     s.ensure_dirs()
     out = reports / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
     tl = Timeline(console)
@@ -116,17 +123,27 @@ def _story(s: Settings, p: Profile, sup: Supervisor, tl: Timeline, report: Repor
     sup.start(mlflow_spec(s))
     tl.step("MLflow server up", s.mlflow_server_uri)
 
-    rel = train_and_release(s, train, promote=True, actor="demo", reason="demo: first model",
-                            lineage={"trigger_reason": "demo"})  # fmt: skip
+    rel = train_and_release(
+        s, train, promote=True, actor="demo", reason="demo: first model", lineage={"trigger_reason": "demo"}
+    )
     m = rel.trained.metrics
-    tl.step(f"trained and registered v{rel.trained.version}",
-            f"PR-AUC {m['pr_auc']:.3f}, recall {m['recall']:.3f}, gate {rel.verdict.summary()}")  # fmt: skip
+    tl.step(
+        f"trained and registered v{rel.trained.version}",
+        f"PR-AUC {m['pr_auc']:.3f}, recall {m['recall']:.3f}, gate {rel.verdict.summary()}",
+    )
     if not rel.promoted:
         raise StoryFailed(f"v{rel.trained.version} was not promoted: {rel.verdict.summary()}")
     tl.step(f"@champion -> v{rel.trained.version}", "alias move written to the audit log")
-    report.table("Model", [("version", rel.trained.version), ("run id", rel.trained.run_id),
-                           ("data fingerprint", rel.trained.data_fingerprint),
-                           ("decision threshold", rel.trained.threshold), *m.items()])  # fmt: skip
+    report.table(
+        "Model",
+        [
+            ("version", rel.trained.version),
+            ("run id", rel.trained.run_id),
+            ("data fingerprint", rel.trained.data_fingerprint),
+            ("decision threshold", rel.trained.threshold),
+            *m.items(),
+        ],
+    )
     report.table(
         "Evaluation gate",
         [(c.name, c.passed, c.detail) for c in rel.verdict.checks],
@@ -162,16 +179,24 @@ def _story(s: Settings, p: Profile, sup: Supervisor, tl: Timeline, report: Repor
     time.sleep(p.label_delay_s * 3)
     added, in_flight = deliver_arrived(store, p.label_delay_s)
     realized = _realized(store)
-    tl.step("delayed labels arrived", f"{added:,} labels ({in_flight:,} in flight): realized precision "
-            f"{realized['precision']:.3f}, recall {realized['recall']:.3f}")  # fmt: skip
+    tl.step(
+        "delayed labels arrived",
+        f"{added:,} labels ({in_flight:,} in flight): realized precision "
+        f"{realized['precision']:.3f}, recall {realized['recall']:.3f}",
+    )
     report.table("Realized performance from delayed labels", list(realized.items()))
     _score_plot(report, store)
 
     batch_in = s.home / "data" / "batch.parquet"
     write_frame(generate("baseline", p.batch_rows, seed=s.seed + 1), batch_in)
     t0 = time.monotonic()
-    res = batch_predict(s, f"models:/{s.model_name}@champion", batch_in, s.home / "data" / "scored.parquet",
-                        show_progress=False)  # fmt: skip
+    res = batch_predict(
+        s,
+        f"models:/{s.model_name}@champion",
+        batch_in,
+        s.home / "data" / "scored.parquet",
+        show_progress=False,
+    )
     dt = time.monotonic() - t0
     tl.step(
         "batch inference",

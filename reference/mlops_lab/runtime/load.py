@@ -79,11 +79,30 @@ def run_load(
     out_dir.mkdir(parents=True, exist_ok=True)
     prefix = out_dir / "locust"
     argv = [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host, "--headless",
-        "--users", str(users), "--spawn-rate", str(spawn_rate), "--run-time", duration,
-        "--csv", str(prefix), "--only-summary", "--stop-timeout", "5", "--exit-code-on-error", "0",
-        "--loglevel", "WARNING",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--host",
+        host,
+        "--headless",
+        "--users",
+        str(users),
+        "--spawn-rate",
+        str(spawn_rate),
+        "--run-time",
+        duration,
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        "--stop-timeout",
+        "5",
+        "--exit-code-on-error",
+        "0",
+        "--loglevel",
+        "WARNING",
+    ]
     env = {
         **os.environ,
         "MLOPS_LOAD_SCENARIO": scenario,

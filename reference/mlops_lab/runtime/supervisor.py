@@ -73,13 +73,21 @@ def server_env(settings: Settings) -> dict[str, str]:
 def mlflow_spec(settings: Settings) -> ProcessSpec:
     settings.ensure_dirs()
     argv = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", settings.mlflow_sqlite_uri,
-        "--artifacts-destination", str(settings.mlflow_artifacts_dir),
-        "--host", settings.host,
-        "--port", str(settings.mlflow_port),
-        "--workers", "1",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        settings.mlflow_sqlite_uri,
+        "--artifacts-destination",
+        str(settings.mlflow_artifacts_dir),
+        "--host",
+        settings.host,
+        "--port",
+        str(settings.mlflow_port),
+        "--workers",
+        "1",
+    ]
     return ProcessSpec("mlflow", argv, f"{settings.mlflow_server_uri}/health", settings.mlflow_port)
 
 
@@ -122,11 +130,22 @@ class Supervisor:
         env = {**os.environ, **server_env(self.settings), **spec.env}
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
-                spec.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env, start_new_session=True,
-            )  # fmt: skip
-        state = {"pid": proc.pid, "pgid": proc.pid, "argv": spec.argv, "port": spec.port,
-                 "health_url": spec.health_url, "started": time.time(), "log": str(log_path)}  # fmt: skip
+                spec.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        state = {
+            "pid": proc.pid,
+            "pgid": proc.pid,
+            "argv": spec.argv,
+            "port": spec.port,
+            "health_url": spec.health_url,
+            "started": time.time(),
+            "log": str(log_path),
+        }
         self._state_file(spec.name).write_text(json.dumps(state))
         deadline = time.monotonic() + spec.start_timeout_s
         while time.monotonic() < deadline:
@@ -171,10 +190,16 @@ class Supervisor:
             state = self.read_state(name) or {}
             pid = int(state.get("pid", 0))
             alive = _alive(pid)
-            rows.append({
-                "name": name, "pid": pid, "port": state.get("port"), "alive": alive,
-                "healthy": alive and _healthy(str(state.get("health_url", ""))), "log": state.get("log"),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "name": name,
+                    "pid": pid,
+                    "port": state.get("port"),
+                    "alive": alive,
+                    "healthy": alive and _healthy(str(state.get("health_url", ""))),
+                    "log": state.get("log"),
+                }
+            )
         return rows
 
 

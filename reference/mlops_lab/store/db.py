@@ -158,8 +158,10 @@ class Store:
 
     def labels_frame(self) -> pd.DataFrame:
         with self.engine.connect() as conn:
-            return pd.DataFrame([dict(r._mapping) for r in conn.execute(sa.select(labels))],
-                                columns=["request_id", "ts", "label"])  # fmt: skip
+            return pd.DataFrame(
+                [dict(r._mapping) for r in conn.execute(sa.select(labels))],
+                columns=["request_id", "ts", "label"],
+            )
 
     def unlabeled_predictions(self) -> pd.DataFrame:
         frame = self.predictions_frame()

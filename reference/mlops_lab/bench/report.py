@@ -1,0 +1,140 @@
+"""Goals and the Markdown summary of the serving benchmark (pure functions of its figures).
+
+    python -c "import mlops_lab.bench.report as r; help(r.goals_of)"
+
+`python -m mlops_lab.bench.serving` measures; this module only judges and renders, so the
+verdicts can be recomputed from a saved serving.json:
+
+    python -c "import json, mlops_lab.bench.report as r; \\
+print(r.render_markdown(json.load(open('var/bench/serving.json'))))"
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+COMMAND = "make bench"
+
+
+def _goal(name: str, target: str, measured: float, unit: str, met: bool, detail: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "target": target,
+        "measured": round(measured, 4) if math.isfinite(measured) else None,
+        "unit": unit,
+        "met": bool(met) if math.isfinite(measured) else False,
+        "detail": detail,
+    }
+
+
+def goals_of(figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each goal with its target, the measured value and whether it was met."""
+    tp, c1, inproc, batch = (
+        figures["throughput"],
+        figures["concurrency_1"],
+        figures["in_process"],
+        figures["batch"],
+    )
+    ratio = tp["predict"]["throughput_rps"] / tp["noop"]["throughput_rps"]
+    p50, p99 = c1["predict"]["p50_ms"], c1["predict"]["p99_ms"]
+    budget = 1.3 * (c1["noop"]["p50_ms"] + inproc["goal_p50_ms"])
+    per_row, single = batch["per_row_ms"], c1["predict"]["p50_ms"]
+    return [
+        _goal(
+            "throughput predict / noop",
+            ">= 0.6",
+            ratio,
+            "ratio",
+            ratio >= 0.6,
+            f"{tp['predict']['throughput_rps']:.0f} / {tp['noop']['throughput_rps']:.0f} rps",
+        ),
+        _goal("p50 predict, concurrency 1", "<= 1.5 ms", p50, "ms", p50 <= 1.5, "loopback"),
+        _goal("p99 predict, concurrency 1", "<= 5 ms", p99, "ms", p99 <= 5.0, "loopback"),
+        _goal(
+            "p50 predict vs noop + in-process",
+            "<= 1.3 x (p50 noop + in-process p50)",
+            p50,
+            "ms",
+            p50 <= budget,
+            f"budget {budget:.4f} ms = 1.3 x ({c1['noop']['p50_ms']:.4f} + {inproc['goal_p50_ms']:.4f})",
+        ),
+        _goal(
+            "batch per-row cost",
+            "<= 1/50 of a single-row request p50",
+            per_row,
+            "ms",
+            per_row <= single / 50,
+            f"limit {single / 50:.4f} ms = {single:.4f} ms / 50",
+        ),
+    ]
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, float):
+        return "n/a" if not math.isfinite(x) else f"{x:,.4g}" if abs(x) < 1000 else f"{x:,.0f}"
+    return "n/a" if x is None else str(x)
+
+
+def _latency_rows(label: str, s: dict[str, Any]) -> str:
+    cells = [s["throughput_rps"], s["p50_ms"], s["p90_ms"], s["p99_ms"], s["max_ms"]]
+    return (
+        f"| {label} | {s['requests_ok']} | {s['requests_failed']} | "
+        + " | ".join(_fmt(float(c)) for c in cells)
+        + " |"
+    )
+
+
+def render_markdown(doc: dict[str, Any]) -> str:
+    env, fig = doc["environment"], doc["figures"]
+    met = sum(g["met"] for g in doc["goals"])
+    out = [
+        "# Serving benchmark",
+        "",
+        f"Command: `{doc['command']}` ({doc['generated_at']}, {doc['runtime_s']:.0f} s). "
+        f"{met}/{len(doc['goals'])} goals met.",
+        "",
+        f"Machine: {env['cpu_model']}, {env['cores_available']} core(s); server {env['server_pinning']}, "
+        f"load generator {env['loadgen_pinning']}; Python {env['python']}, "
+        + ", ".join(f"{k} {v}" for k, v in env["packages"].items())
+        + f". Load average before/after: {env['loadavg_before']} / {env['loadavg_after']}.",
+        "",
+        "## Goals",
+        "",
+        "| goal | target | measured | met | detail |",
+        "|---|---|---|---|---|",
+    ]
+    for g in doc["goals"]:
+        mark = "yes" if g["met"] else "**no**"
+        out.append(
+            f"| {g['name']} | {g['target']} | {_fmt(g['measured'])} {g['unit']} | {mark} | {g['detail']} |"
+        )
+    head = "| run | ok | failed | rps | p50 ms | p90 ms | p99 ms | max ms |"
+    out += ["", "## Figures", "", head, "|---|---|---|---|---|---|---|---|"]
+    tp, c1 = fig["throughput"], fig["concurrency_1"]
+    conc = tp["concurrency"]
+    out.append(_latency_rows(f"closed c={conc}, noop", tp["noop"]))
+    out.append(_latency_rows(f"closed c={conc}, predict", tp["predict"]))
+    for name, s in c1.items():
+        out.append(_latency_rows(f"c=1, {name}", s))
+    for o in fig["open_loop"]:
+        out.append(_latency_rows(f"open {o['fraction']:.0%} ({o['rate_rps']:.0f} rps), predict", o))
+    out.append(_latency_rows(f"batch of {fig['batch']['rows']} rows, c=1", fig["batch"]))
+    ip, b = fig["in_process"], fig["batch"]
+    out += [
+        "",
+        f"- In-process (bench process, pinned like the load generator), p50 / p99 in microseconds: "
+        f"`score_one` {_fmt(ip['score_one_us']['p50'])} / {_fmt(ip['score_one_us']['p99'])}; "
+        f"`features()` + `score_one` {_fmt(ip['features_score_us']['p50'])} / "
+        f"{_fmt(ip['features_score_us']['p99'])}; `PredictRequest.model_validate_json` "
+        f"{_fmt(ip['validate_json_us']['p50'])} / {_fmt(ip['validate_json_us']['p99'])}. "
+        f"{ip['goal_note']}",
+        f"- Batch: p50 {_fmt(b['p50_ms'])} ms for {b['rows']} rows = {_fmt(b['per_row_ms'] * 1000)} us "
+        f"per row, vs {_fmt(c1['predict']['p50_ms'] * 1000)} us for a single-row request "
+        f"({_fmt(c1['predict']['p50_ms'] / b['per_row_ms'])}x).",
+        f"- Server RSS after warm-up: {_fmt(fig['server_rss_mib'])} MiB "
+        f"(at the end: {_fmt(fig['server_rss_end_mib'])} MiB).",
+        f"- Throughput ratio predict/noop: {_fmt(tp['ratio'])}.",
+    ]
+    out += [f"- Note: {n}" for n in doc["notes"]]
+    return "\n".join(out) + "\n"

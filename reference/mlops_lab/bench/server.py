@@ -1,0 +1,154 @@
+"""The benchmarked server: the real model server plus do-nothing routes, and its process.
+
+    MLOPS_HOME=/tmp/lab MLOPS_TRACKING_URI=sqlite:////tmp/lab/mlflow/mlflow.db \\
+      python -m uvicorn --factory mlops_lab.bench.server:create_bench_app --port 8011 \\
+      --no-access-log --log-level warning
+    curl -s 127.0.0.1:8011/bench/noop-get
+
+The do-nothing routes live in the same app as /v1/predict, so "noop vs predict" differ only
+by what the predict handler does: same middleware, same JSON parsing into PredictRequest.
+`python -m mlops_lab.bench.serving` starts this with `start_server` (pinned to one core).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+
+from mlops_lab.runtime.supervisor import server_env
+from mlops_lab.serving.app import create_app
+from mlops_lab.serving.schemas import PredictRequest
+from mlops_lab.settings import Settings, get_settings
+
+NOOP_PATH = "/bench/noop"
+NOOP_GET_PATH = "/bench/noop-get"
+FACTORY = "mlops_lab.bench.server:create_bench_app"
+
+
+def add_noop_routes(app: FastAPI) -> FastAPI:
+    """POST /bench/noop parses the body exactly as /v1/predict does, then returns a constant."""
+
+    @app.post(NOOP_PATH)
+    async def noop(body: PredictRequest) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(NOOP_GET_PATH)
+    async def noop_get() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def create_bench_app() -> FastAPI:
+    """uvicorn --factory entry point: settings from MLOPS_* variables, like `mlops-lab serve`."""
+    from mlops_lab.lifecycle.tracking import configure_mlflow_env
+
+    configure_mlflow_env()
+    return add_noop_routes(create_app(get_settings(), "stable"))
+
+
+@dataclass
+class ServerProcess:
+    proc: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+    pinning: str  # how the process was pinned, in words (for the report)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024  # the kernel reports kB
+        raise RuntimeError(f"no VmRSS for pid {self.pid}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        """SIGTERM the process group (graceful: the app drains its store queue), then SIGKILL."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+
+def start_server(
+    settings: Settings, port: int, *, core: int | None, log_path: Path, timeout_s: float = 120.0
+) -> ServerProcess:
+    """Start one uvicorn worker serving `create_bench_app` and wait until /readyz answers 200."""
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        FACTORY,
+        "--host",
+        settings.host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    pinning = "none"
+    taskset = shutil.which("taskset")
+    if core is not None and taskset:
+        # taskset execs python, so the pid stays the same and every thread inherits the mask.
+        argv = [taskset, "-c", str(core), *argv]
+        pinning = f"taskset -c {core}"
+    # Drop the parent's MLOPS_* so the child sees exactly `settings` (unset fields included).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
+    env.update(server_env(settings))
+    env["MLOPS_TRACKING_URI"] = settings.tracking_uri or settings.mlflow_sqlite_uri
+    env["OMP_NUM_THREADS"] = "1"
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+    if core is not None and not taskset:
+        # No taskset: pin from outside. Python takes tens of ms to start its first thread,
+        # so threads created later inherit this mask.
+        os.sched_setaffinity(proc.pid, {core})
+        pinning = f"sched_setaffinity({{{core}}})"
+    server = ServerProcess(proc, f"http://{settings.host}:{port}", log_path, pinning)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with code {proc.returncode}:\n{server.log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{server.base_url}/readyz", timeout=1.0).status_code == 200:
+                    return server
+            time.sleep(0.2)
+        raise RuntimeError(f"server not ready after {timeout_s:.0f}s:\n{server.log_tail()}")
+    except BaseException:
+        server.stop(grace_s=5)
+        raise
