@@ -17,14 +17,14 @@ import logging
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from mlops_lab.settings import Settings, get_settings
+from mlops_lab.settings import Settings, Variant, get_settings
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="mlops-lab: serve, track, canary, retrain."
@@ -217,15 +217,15 @@ def serve(
 
     if variant not in ("stable", "canary"):
         raise typer.BadParameter("variant must be stable or canary")
+    which = cast(Variant, variant)
     s = _settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    api = create_app(s, variant)  # type: ignore[arg-type]
     uvicorn.run(
-        api,
+        create_app(s, which),
         host=s.host,
-        port=port or s.port_of(variant),
+        port=port or s.port_of(which),
         workers=1,
-        access_log=False,  # type: ignore[arg-type]
+        access_log=False,
         log_level="info",
         timeout_graceful_shutdown=30,
     )

@@ -76,17 +76,24 @@ class Result:
         return ordered[rank - 1] * 1000
 
     def summary(self) -> dict[str, Any]:
+        """JSON-ready figures; latency fields are None when nothing succeeded."""
+
+        def ms(x: float) -> float | None:
+            return round(x, 4) if math.isfinite(x) else None
+
         return {
             "mode": self.mode,
             "duration_s": round(self.duration_s, 3),
             "requests_ok": self.ok,
             "requests_failed": self.failed,
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "connection_errors": self.errors,
+            "late": self.late,
             "throughput_rps": round(self.throughput_rps, 1),
-            "p50_ms": round(self.percentile_ms(50), 4),
-            "p90_ms": round(self.percentile_ms(90), 4),
-            "p99_ms": round(self.percentile_ms(99), 4),
-            "max_ms": round(max(self.latencies_s) * 1000, 4) if self.latencies_s else math.nan,
+            "p50_ms": ms(self.percentile_ms(50)),
+            "p90_ms": ms(self.percentile_ms(90)),
+            "p99_ms": ms(self.percentile_ms(99)),
+            "max_ms": ms(self.percentile_ms(100)),
         }
 
 

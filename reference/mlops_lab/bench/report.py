@@ -71,7 +71,8 @@ def goals_of(figures: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _fmt(x: Any) -> str:
-    if isinstance(x, float):
+    if isinstance(x, int | float) and not isinstance(x, bool):
+        x = float(x)
         return "n/a" if not math.isfinite(x) else f"{x:,.4g}" if abs(x) < 1000 else f"{x:,.0f}"
     return "n/a" if x is None else str(x)
 
@@ -80,7 +81,7 @@ def _latency_rows(label: str, s: dict[str, Any]) -> str:
     cells = [s["throughput_rps"], s["p50_ms"], s["p90_ms"], s["p99_ms"], s["max_ms"]]
     return (
         f"| {label} | {s['requests_ok']} | {s['requests_failed']} | "
-        + " | ".join(_fmt(float(c)) for c in cells)
+        + " | ".join(_fmt(c) for c in cells)
         + " |"
     )
 
