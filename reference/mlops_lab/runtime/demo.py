@@ -96,14 +96,18 @@ def run_demo(settings: Settings, profile: str = "full", console: Console | None 
     sup = Supervisor(s)
     report = Report(f"mlops-lab demo ({profile} profile)")
     failure: StoryFailed | None = None
+    outcome = f"did not finish: see the timeline and the logs in {s.home / 'logs'}"
     try:
         _story(s, p, sup, tl, report, out)
+        outcome = "played out: every step below passed its check"
     except StoryFailed as exc:
         failure = exc
+        outcome = f"did not play out: {exc}"
         tl.step("story did not play out", str(exc), ok=False)
     finally:
         stopped = sup.stop_all()
         tl.step("stopped every process the demo started", ", ".join(stopped))
+        report.text("Outcome", f"The story {outcome}.", first=True)
         report.table("Timeline", [(f"{t:.1f}s", w, d) for t, w, d in tl.events], ["time", "step", "detail"])
         index = report.write(out)
     console.print(f"\nreport: [bold]{index}[/]")
@@ -165,6 +169,7 @@ def _story(s: Settings, p: Profile, sup: Supervisor, tl: Timeline, report: Repor
         f"{load.requests:,} requests, {load.rps:.0f} req/s, p50 {load.p50_ms:.1f} ms, "
         f"p99 {load.p99_ms:.1f} ms, errors {load.error_rate:.2%} -> SLO {slo}",
     )
+    tl.console.print(load.markdown())
     report.table("Load test and SLO", [(k, v) for k, v in load.as_dict().items()])
     _latency_plot(report, out / "load" / "locust_stats_history.csv")
     if not load.slo_met:
@@ -185,7 +190,7 @@ def _story(s: Settings, p: Profile, sup: Supervisor, tl: Timeline, report: Repor
         f"{realized['precision']:.3f}, recall {realized['recall']:.3f}",
     )
     report.table("Realized performance from delayed labels", list(realized.items()))
-    _score_plot(report, store)
+    _score_plot(report, store, rel.trained.threshold)
 
     batch_in = s.home / "data" / "batch.parquet"
     write_frame(generate("baseline", p.batch_rows, seed=s.seed + 1), batch_in)
@@ -275,12 +280,14 @@ def _latency_plot(report: Report, history_csv: Path) -> None:
     )
 
 
-def _score_plot(report: Report, store: Store) -> None:
+def _score_plot(report: Report, store: Store, threshold: float) -> None:
     preds = store.predictions_frame()
     if preds.empty:
         return
     fig, ax = new_figure()
     ax.hist(preds["score"], bins=np.linspace(0, 1, 51), color="#0969da")
+    ax.axvline(threshold, color="#cf222e", linestyle="--", label=f"decision threshold {threshold:.3f}")
+    ax.legend()
     ax.set_yscale("log")
     ax.set(xlabel="fraud score", ylabel="predictions (log)", title="Scores served by the stable model")
     report.figure("Served score distribution", fig)

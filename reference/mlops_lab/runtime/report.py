@@ -50,8 +50,10 @@ class Report:
         )
         self.sections.append((heading, f"<table><tr>{head_html}</tr>{body_html}</table>", md))
 
-    def text(self, heading: str, body: str) -> None:
-        self.sections.append((heading, f"<p>{html.escape(body)}</p>", body))
+    def text(self, heading: str, body: str, first: bool = False) -> None:
+        self.sections.insert(
+            0 if first else len(self.sections), (heading, f"<p>{html.escape(body)}</p>", body)
+        )
 
     def figure(self, heading: str, fig: Figure, caption: str = "") -> None:
         buf = io.BytesIO()
