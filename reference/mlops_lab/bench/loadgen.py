@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import math
 import time
@@ -95,6 +96,17 @@ class Result:
             "p99_ms": ms(self.percentile_ms(99)),
             "max_ms": ms(self.percentile_ms(100)),
         }
+
+
+def merge(results: Sequence[Result]) -> Result:
+    """One result from several runs of the same kind (e.g. rounds interleaved with another endpoint)."""
+    out = Result(results[0].mode, sum(r.duration_s for r in results))
+    for r in results:
+        out.latencies_s += r.latencies_s
+        out.statuses.update(r.statuses)
+        out.errors += r.errors
+        out.late += r.late
+    return out
 
 
 class ProtocolError(Exception):
@@ -226,7 +238,11 @@ async def open_loop(
                 due.put_nowait((start + i * interval, i >= n_warm, next(cycle)))
                 i += 1
             if i < total:
-                await asyncio.sleep(max(0.0, start + i * interval - time.perf_counter()))
+                wait = start + i * interval - time.perf_counter()
+                # The loop's timers are millisecond-grained (libuv), so a timed sleep would send
+                # up to ~1 ms late; within 2 ms of the next due time, yield instead (the load
+                # generator has a core of its own, so spinning costs nothing that matters).
+                await asyncio.sleep(wait - 0.002 if wait > 0.003 else 0)
         for _ in conns:
             due.put_nowait(None)
 
@@ -258,10 +274,21 @@ async def open_loop(
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run `coro` on uvloop when installed (a faster loop means a faster generator), else asyncio."""
+    """Run `coro` on uvloop when installed (a faster loop means a faster generator), else asyncio.
+
+    The garbage collector is off while it runs: a full collection in a process holding many
+    objects pauses the generator for up to hundreds of ms, and an open loop would charge that
+    pause to the server. A run lasts seconds, so the garbage that piles up meanwhile is small.
+    (Callers with a large heap should also `gc.freeze()` it once; the benchmark does.)"""
+    was_enabled = gc.isenabled()
+    gc.disable()
     try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro)
+        try:
+            import uvloop
+        except ImportError:
+            return asyncio.run(coro)
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(coro)
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -135,7 +135,22 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"({_fmt(c1['predict']['p50_ms'] / b['per_row_ms'])}x).",
         f"- Server RSS after warm-up: {_fmt(fig['server_rss_mib'])} MiB "
         f"(at the end: {_fmt(fig['server_rss_end_mib'])} MiB).",
-        f"- Throughput ratio predict/noop: {_fmt(tp['ratio'])}.",
+        f"- Throughput ratio predict/noop: {_fmt(tp['ratio'])}, from {tp['rounds']} interleaved rounds per "
+        f"endpoint (rps per round: noop {tp['noop']['rounds_rps']}, predict {tp['predict']['rounds_rps']}).",
     ]
+    for name in ("noop", "predict"):
+        c = tp[name]["server_cpu_us_per_request"]
+        out.append(
+            f"- Server CPU per {name} request at saturation: {_fmt(c['total'])} us "
+            f"(event-loop thread {_fmt(c['event_loop_thread'])}, other threads {_fmt(c['other_threads'])})."
+        )
+    out.append(
+        "- Server garbage-collector pauses per phase (generations 0/1/2: collections; max ms; total ms):"
+    )
+    for phase, g in fig["server_gc_pauses"].items():
+        counts, peak, total = (
+            " / ".join(_fmt(x) for x in g[k]) for k in ("collections", "max_ms", "total_ms")
+        )
+        out.append(f"  - {phase}: {counts}; max {peak}; total {total}")
     out += [f"- Note: {n}" for n in doc["notes"]]
     return "\n".join(out) + "\n"

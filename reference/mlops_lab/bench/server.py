@@ -13,6 +13,7 @@ by what the predict handler does: same middleware, same JSON parsing into Predic
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import shutil
 import signal
@@ -32,6 +33,7 @@ from mlops_lab.settings import Settings, get_settings
 
 NOOP_PATH = "/bench/noop"
 NOOP_GET_PATH = "/bench/noop-get"
+GC_PATH = "/bench/gc"
 FACTORY = "mlops_lab.bench.server:create_bench_app"
 
 
@@ -49,12 +51,53 @@ def add_noop_routes(app: FastAPI) -> FastAPI:
     return app
 
 
+class GcPauses:
+    """A gc callback timing every collection, per generation (it observes; it changes nothing)."""
+
+    def __init__(self) -> None:
+        self._started = 0.0
+        self.reset()
+
+    def reset(self) -> None:
+        self.count, self.total_s, self.max_s = [0, 0, 0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        g, took = info["generation"], time.perf_counter() - self._started
+        self.count[g] += 1
+        self.total_s[g] += took
+        self.max_s[g] = max(self.max_s[g], took)
+
+    def snapshot(self) -> dict[str, list[float]]:
+        return {
+            "collections": [float(c) for c in self.count],
+            "total_ms": [round(t * 1000, 3) for t in self.total_s],
+            "max_ms": [round(t * 1000, 3) for t in self.max_s],
+        }
+
+
+def add_gc_probe(app: FastAPI) -> FastAPI:
+    """GET /bench/gc: the server's collector pauses since the last call (and resets them)."""
+    pauses = GcPauses()
+    gc.callbacks.append(pauses)
+
+    @app.get(GC_PATH)
+    async def gc_stats() -> dict[str, list[float]]:
+        out = pauses.snapshot()
+        pauses.reset()
+        return out
+
+    return app
+
+
 def create_bench_app() -> FastAPI:
     """uvicorn --factory entry point: settings from MLOPS_* variables, like `mlops-lab serve`."""
     from mlops_lab.lifecycle.tracking import configure_mlflow_env
 
     configure_mlflow_env()
-    return add_noop_routes(create_app(get_settings(), "stable"))
+    return add_gc_probe(add_noop_routes(create_app(get_settings(), "stable")))
 
 
 @dataclass
@@ -73,6 +116,18 @@ class ServerProcess:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024  # the kernel reports kB
         raise RuntimeError(f"no VmRSS for pid {self.pid}")
+
+    def cpu_s(self) -> tuple[float, float]:
+        """CPU seconds (user + system) used so far: (whole process, event-loop thread).
+
+        The event loop runs on the main thread (task id == pid); the rest is the store writer,
+        the model holder's poller and library threads."""
+
+        def of(stat_path: str) -> float:
+            fields = Path(stat_path).read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+        return of(f"/proc/{self.pid}/stat"), of(f"/proc/{self.pid}/task/{self.pid}/stat")
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -124,6 +179,7 @@ def start_server(
     env.update(server_env(settings))
     env["MLOPS_TRACKING_URI"] = settings.tracking_uri or settings.mlflow_sqlite_uri
     env["OMP_NUM_THREADS"] = "1"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
             argv,
