@@ -53,7 +53,7 @@ class Schema:
 
     @property
     def names(self) -> list[str]:
-        return [f.name for f in self.features]
+        return list(self._by_name)  # insertion order = schema order
 
     @property
     def numeric(self) -> list[str]:

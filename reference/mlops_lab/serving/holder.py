@@ -26,6 +26,7 @@ from typing import Any, cast
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow import MlflowClient
 
 from mlops_lab.data.generator import features_only, generate
 from mlops_lab.data.schema import SCHEMA
@@ -58,9 +59,12 @@ class LoadedModel:
             return self.compiled(features)
         return float(fraud_model.scores(self.pipeline, pd.DataFrame([features], columns=SCHEMA.names))[0])
 
-    def score_many(self, rows: list[dict[str, Any]]) -> np.ndarray:
+    def score_many(self, rows: list[dict[str, Any]]) -> list[float]:
+        # The compiled scorer is ~4x faster than the pipeline even for 1,000 rows (no DataFrame).
+        if self.compiled is not None:
+            return [self.compiled(r) for r in rows]
         frame = pd.DataFrame(rows, columns=SCHEMA.names)
-        return fraud_model.scores(self.pipeline, frame)
+        return [float(x) for x in fraud_model.scores(self.pipeline, frame)]
 
 
 class LoadError(Exception):
@@ -116,6 +120,7 @@ class ModelHolder:
         self.not_ready_reason: str | None = "model not loaded yet"
         self.last_error: str | None = None
         self.load_failures = 0
+        self._client: MlflowClient | None = None
         self._lock = threading.Lock()  # one load at a time; readers never take it
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -125,11 +130,13 @@ class ModelHolder:
         with self._lock:
             try:
                 if not force and self.current is not None:
-                    mv = version_by_alias(client_for(self.settings), self.settings.model_name, self.alias)
+                    self._client = self._client or client_for(self.settings)  # built once: polls are cheap
+                    mv = version_by_alias(self._client, self.settings.model_name, self.alias)
                     if mv is not None and str(mv.version) == self.current.version:
                         return False
                 loaded = self._loader(self.settings, self.alias)
             except Exception as exc:  # any failure keeps the old model: that is the point of the holder
+                self._client = None
                 self._failed(exc)
                 return False
             self.current = loaded  # the atomic swap

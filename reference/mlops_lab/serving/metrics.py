@@ -23,6 +23,7 @@ class ServerMetrics:
     def __init__(self, variant: str) -> None:
         self.variant = variant
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[str, bool], tuple[Any, Any]] = {}
         r = self.registry
         self.request_latency = Histogram(
             "mlops_request_latency_seconds",
@@ -69,6 +70,20 @@ class ServerMetrics:
             registry=r,
         )
 
+    def observe_prediction(self, version: str, score: float, decision: bool) -> None:
+        """Count and observe one prediction. Label children are cached: `.labels()` costs a
+        lock and a tuple per call, which adds up on the request path."""
+        key = (version, decision)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.predictions.labels(self.variant, version, str(decision).lower()),
+                self.score.labels(self.variant, version),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(score)
+
     def served_version(self, version: str) -> None:
         self.model_info.clear()
         self.model_info.labels(self.variant, version).set(1)
@@ -90,6 +105,7 @@ class LatencyMiddleware:
         self.app = app
         self.metrics = metrics
         self.version = version
+        self._children: dict[tuple[str, str, int, str], Any] = {}
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -107,9 +123,14 @@ class LatencyMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self.metrics.request_latency.labels(
-                _route_of(scope), scope["method"], str(status), self.metrics.variant, self.version()
-            ).observe(time.perf_counter() - start)
+            key = (_route_of(scope), scope["method"], status, self.version())
+            child = self._children.get(key)
+            if child is None:  # cached per label set: .labels() is a lock and a lookup per call
+                child = self.metrics.request_latency.labels(
+                    key[0], key[1], str(status), self.metrics.variant, key[3]
+                )
+                self._children[key] = child
+            child.observe(time.perf_counter() - start)
 
 
 def _route_of(scope: MutableMapping[str, Any]) -> str:

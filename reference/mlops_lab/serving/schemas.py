@@ -17,6 +17,7 @@ from pydantic.config import JsonDict
 
 from mlops_lab.data.schema import SCHEMA, Feature
 
+FEATURE_NAMES = tuple(SCHEMA.names)
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 
@@ -44,7 +45,7 @@ class _Base(BaseModel):
     card_id: str | None = Field(None, max_length=64, description="entity id (sticky routing); not a feature")
 
     def features(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in SCHEMA.names}
+        return {name: getattr(self, name) for name in FEATURE_NAMES}
 
 
 _EXAMPLE: JsonDict = {
