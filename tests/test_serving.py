@@ -15,20 +15,11 @@ from fastapi.testclient import TestClient
 
 from mlops_lab.lifecycle.tracking import client_for
 from mlops_lab.serving.app import create_app
+from mlops_lab.serving.schemas import EXAMPLE_REQUEST
 from mlops_lab.settings import Settings
 from mlops_lab.store.db import Store
 
-GOOD: dict[str, Any] = {
-    "amount": 182.5,
-    "merchant_category": "electronics",
-    "channel": "online",
-    "country": "US",
-    "hour": 2,
-    "account_age_days": 41,
-    "txn_count_24h": 6,
-    "distance_from_home_km": 12.4,
-    "device_os": "android",
-}
+GOOD: dict[str, Any] = {k: v for k, v in EXAMPLE_REQUEST.items() if k != "card_id"}
 TOKEN = {"authorization": "Bearer change-me-local-only"}
 
 

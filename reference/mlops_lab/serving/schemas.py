@@ -48,7 +48,7 @@ class _Base(BaseModel):
         return {name: getattr(self, name) for name in FEATURE_NAMES}
 
 
-_EXAMPLE: JsonDict = {
+EXAMPLE_REQUEST: JsonDict = {  # shown in the OpenAPI docs; the tests send it too
     "amount": 182.5,
     "merchant_category": "electronics",
     "channel": "online",
@@ -63,7 +63,7 @@ _EXAMPLE: JsonDict = {
 
 _FEATURE_FIELDS: dict[str, Any] = {f.name: _field(f) for f in SCHEMA.features}
 _PredictRequest: type[_Base] = create_model("PredictRequest", __base__=_Base, **_FEATURE_FIELDS)
-_PredictRequest.model_config["json_schema_extra"] = {"examples": [_EXAMPLE]}
+_PredictRequest.model_config["json_schema_extra"] = {"examples": [EXAMPLE_REQUEST]}
 _PredictRequest.model_rebuild(force=True)
 
 if TYPE_CHECKING:
