@@ -273,8 +273,14 @@ def _latency_plot(report: Report, history_csv: Path) -> None:
     t = hist["Timestamp"] - hist["Timestamp"].min()
     for col in ("50%", "95%", "99%"):
         ax.plot(t, hist[col], label=f"p{col.rstrip('%')}")
-    ax.set_yscale("log")  # the ramp-up second (users spawning, cold connections) dwarfs the rest on a linear axis
-    ax.set(xlabel="seconds into the load test", ylabel="latency (ms, log)", title="Latency percentiles under load")
+    ax.set_yscale(
+        "log"
+    )  # the ramp-up second (users spawning, cold connections) dwarfs the rest on a linear axis
+    ax.set(
+        xlabel="seconds into the load test",
+        ylabel="latency (ms, log)",
+        title="Latency percentiles under load",
+    )
     ax.legend()
     report.figure(
         "Latency under load", fig, "Percentiles seen by locust (client side, includes the HTTP stack)."
