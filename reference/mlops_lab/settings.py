@@ -75,6 +75,23 @@ class Settings(BaseSettings):
     gate_slice_margin: float = 0.05
     gate_latency_budget_ms: float = 25.0
 
+    # --- monitoring: when drift triggers retraining (mlops_lab.monitoring.policy)
+    # One window is this many of the newest stable-variant predictions: enough rows that
+    # Evidently's per-column tests are not dominated by sampling noise (500 vs a 5000-row reference).
+    monitor_window_rows: int = 500
+    # A smaller window is reported but neither counts towards nor resets the trigger.
+    monitor_min_samples: int = 500
+    # Drift must persist this many windows in a row: one noisy window never retrains.
+    monitor_consecutive_windows: int = 3
+    # After a trigger, wait this long before the next: a retrain takes minutes to train, gate and canary.
+    monitor_cooldown_s: float = 600.0
+    # Drifted columns must carry this share of the champion's feature importance (sums to 1),
+    # so a shift in a feature the model ignores (device_os) never retrains it.
+    monitor_min_importance_share: float = 0.2
+    # A feature missing in more than this share of a window's rows raises a data-quality alarm
+    # (reported, never a retraining trigger: retraining on a broken upstream join learns the bug).
+    monitor_max_null_fraction: float = 0.01
+
     @property
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{(self.home / 'store.db').resolve()}"
@@ -90,6 +107,11 @@ class Settings(BaseSettings):
     @property
     def mlflow_artifacts_dir(self) -> Path:
         return (self.home / "mlflow" / "artifacts").resolve()
+
+    @property
+    def monitor_state_path(self) -> Path:
+        """The trigger policy's state (consecutive drifted windows, last trigger): survives restarts."""
+        return self.home / "monitor" / "policy_state.json"
 
     def port_of(self, variant: Variant) -> int:
         return self.stable_port if variant == "stable" else self.canary_port

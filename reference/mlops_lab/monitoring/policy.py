@@ -1,0 +1,193 @@
+"""When drift triggers retraining: a pure policy over window verdicts, and feature importance.
+
+    python -m mlops_lab.monitoring.policy    # importance of a model fitted on baseline data
+
+A window triggers nothing on its own. `TriggerPolicy.decide` retrains only when all hold:
+  - the window has at least `min_samples` rows (a small window neither counts nor resets);
+  - its drifted columns carry at least `min_importance_share` of the champion's feature
+    importance (drift on a feature the model ignores, such as device_os, is not a reason);
+  - that held for `consecutive_windows` windows in a row (a clean window resets the count);
+  - the last trigger is more than `cooldown_s` ago (a retrain takes minutes to train, gate, canary).
+Data-quality alarms (missing values, schema problems) are passed through, never a trigger.
+
+`PolicyState` is the little that must survive a monitor restart (the count and the last
+trigger time); `save` writes it atomically, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from mlops_lab.data.schema import SCHEMA
+from mlops_lab.lifecycle.model import scores
+from mlops_lab.settings import Settings
+
+if TYPE_CHECKING:  # window.py imports this module; the verdict type is only needed by mypy
+    from mlops_lab.monitoring.window import WindowVerdict
+
+
+@dataclass(frozen=True)
+class TriggerPolicy:
+    min_samples: int = 500
+    consecutive_windows: int = 3
+    cooldown_s: float = 600.0
+    min_importance_share: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.min_samples < 1 or self.consecutive_windows < 1 or self.cooldown_s < 0:
+            raise ValueError(f"invalid trigger policy: {self}")
+        if not 0.0 <= self.min_importance_share <= 1.0:
+            raise ValueError(f"min_importance_share must be in [0, 1], got {self.min_importance_share}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TriggerPolicy:
+        return cls(
+            min_samples=settings.monitor_min_samples,
+            consecutive_windows=settings.monitor_consecutive_windows,
+            cooldown_s=settings.monitor_cooldown_s,
+            min_importance_share=settings.monitor_min_importance_share,
+        )
+
+    def decide(
+        self, state: PolicyState, window: WindowVerdict, now: datetime
+    ) -> tuple[Decision, PolicyState]:
+        """The decision for one window and the state to carry to the next. Pure: nothing is written."""
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware (the state file stores UTC times)")
+        alarms = window.data_quality
+        if window.rows < self.min_samples:
+            reason = f"too few samples ({window.rows} < {self.min_samples})"
+            return Decision(False, reason, False, 0.0, alarms), state
+        if window.drift is None:
+            # Drift could not be computed (a schema break): the data-quality alarm says why.
+            return Decision(False, "drift not computed: data-quality problems", False, 0.0, alarms), state
+
+        drifted = window.drift.drifted_columns
+        share = window.drifted_importance
+        if not drifted:
+            return Decision(False, "no drift", False, 0.0, alarms), replace(state, consecutive=0)
+        names = ", ".join(drifted)
+        if share < self.min_importance_share:
+            reason = (
+                f"drift only on features that do not matter enough: {names} "
+                f"({share:.0%} of the model's importance < {self.min_importance_share:.0%})"
+            )
+            return Decision(False, reason, False, share, alarms), replace(state, consecutive=0)
+
+        count = state.consecutive + 1
+        # Past K (during a cooldown) the count keeps growing; the reason shows it capped at K.
+        shown = min(count, self.consecutive_windows)
+        progress = (
+            f"drift on {names} ({share:.0%} of importance) for {shown}/{self.consecutive_windows} windows"
+        )
+        if count < self.consecutive_windows:
+            return Decision(False, progress, True, share, alarms), replace(state, consecutive=count)
+        if state.last_trigger_ts is not None:
+            until = state.last_trigger_ts + timedelta(seconds=self.cooldown_s)
+            if now < until:
+                # Keep counting: if the drift persists, the first window after the cooldown triggers.
+                reason = f"{progress}; cooling down until {until.isoformat(timespec='seconds')}"
+                return Decision(False, reason, True, share, alarms), replace(state, consecutive=count)
+        decision = Decision(True, f"{progress}: retrain", True, share, alarms)
+        return decision, PolicyState(consecutive=0, last_trigger_ts=now)
+
+
+@dataclass(frozen=True)
+class Decision:
+    trigger: bool
+    reason: str  # plain words, for the log, the audit trail and the demo timeline
+    drifted_where_it_matters: bool
+    importance_share: float  # summed importance of the drifted columns (0 when not computed)
+    alarms: tuple[str, ...] = ()  # data-quality problems: reported, never a trigger by themselves
+
+
+@dataclass(frozen=True)
+class PolicyState:
+    consecutive: int = 0  # drifted-where-it-matters windows in a row so far
+    last_trigger_ts: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        last = self.last_trigger_ts.isoformat() if self.last_trigger_ts is not None else None
+        return {"consecutive": self.consecutive, "last_trigger_ts": last}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PolicyState:
+        last = data.get("last_trigger_ts")
+        return cls(int(data.get("consecutive", 0)), datetime.fromisoformat(last) if last else None)
+
+    def save(self, path: Path) -> None:
+        """Write atomically: a temp file in the same folder, then os.replace (never half a file)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".partial")
+        try:
+            with os.fdopen(fd, "w") as out:
+                json.dump(self.to_json(), out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: Path) -> PolicyState:
+        """The saved state, or a fresh one when there is no file yet.
+
+        A file that cannot be read is an error, not a fresh start: forgetting the last trigger
+        would silently skip the cooldown. Delete the file to reset on purpose.
+        """
+        if not path.exists():
+            return cls()
+        try:
+            return cls.from_json(json.loads(path.read_text()))
+        except (ValueError, TypeError, AttributeError) as err:
+            raise ValueError(f"unreadable policy state {path} ({err}); delete it to reset") from err
+
+
+def feature_importance(pipeline: Any, reference: pd.DataFrame, seed: int = 0) -> dict[str, float]:
+    """Each schema feature's share of the model's attention, summing to 1.
+
+    Measured as the mean absolute change in the model's score when that one column of the
+    reference sample is shuffled (a seeded permutation, so the numbers are reproducible).
+    Needs no labels, which the reference sample does not carry, and works for any model
+    with predict_proba. An all-zero result (a constant model) falls back to equal weights:
+    without a way to tell features apart, every drift counts.
+    """
+    features = reference[SCHEMA.names].reset_index(drop=True)
+    if features.empty:
+        raise ValueError("feature importance needs a non-empty reference sample")
+    base = scores(pipeline, features)
+    rng = np.random.default_rng(seed)
+    raw: dict[str, float] = {}
+    for name in SCHEMA.names:
+        shuffled = features.copy()
+        shuffled[name] = rng.permutation(shuffled[name].to_numpy())
+        raw[name] = float(np.mean(np.abs(scores(pipeline, shuffled) - base)))
+    total = sum(raw.values())
+    if total <= 0.0:
+        return {name: 1.0 / len(raw) for name in raw}
+    return {name: value / total for name, value in raw.items()}
+
+
+def _main() -> None:
+    from mlops_lab.data.generator import generate
+    from mlops_lab.lifecycle.model import Hyperparams, build_pipeline
+
+    train = generate("baseline", 12_000, seed=1)
+    model = build_pipeline(Hyperparams()).fit(train[SCHEMA.names], train[SCHEMA.label])
+    importance = feature_importance(model, generate("baseline", 5_000, seed=2))
+    for name, share in sorted(importance.items(), key=lambda kv: -kv[1]):
+        print(f"{name:24} {share:6.1%}")
+
+
+if __name__ == "__main__":
+    _main()

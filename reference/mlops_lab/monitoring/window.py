@@ -1,0 +1,198 @@
+"""Evaluating one monitoring window against the champion's training reference.
+
+    python -m mlops_lab.monitoring.window    # the champion's reference, if a registry is reachable
+
+`evaluate_window` gathers everything the monitor knows about one window into a `WindowVerdict`:
+  - feature drift (Evidently, through monitoring.drift) and the importance those drifted
+    columns carry for the champion, which is what the trigger policy weighs;
+  - score drift: the window's served scores against the reference sample's scores;
+  - data quality from `SCHEMA.problems` (Evidently drops NaNs, so a failed upstream join that
+    blanks a column would look like "no drift"): an alarm, never a retraining trigger;
+  - realized precision/recall on the rows whose delayed labels have arrived (joined by
+    request_id), and a label-free estimate from the scores, which covers the label delay
+    because a logistic regression's scores are calibrated probabilities.
+`load_reference` fetches what the comparison needs from MLflow for the current champion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from mlops_lab.data.schema import SCHEMA
+from mlops_lab.lifecycle.tracking import CHAMPION, client_for, version_by_alias
+from mlops_lab.lifecycle.train import REFERENCE_ARTIFACT, load_model, load_run_frame, threshold_of
+from mlops_lab.monitoring.drift import SCORE_COLUMN, ColumnDrift, DriftResult, detect_drift, score_drift
+from mlops_lab.monitoring.policy import feature_importance
+from mlops_lab.settings import Settings
+
+
+@dataclass(frozen=True)
+class Realized:
+    """Precision and recall on the labelled part of a window (None where undefined)."""
+
+    labelled: int  # rows of the window whose label has arrived
+    positives: int
+    flagged: int  # labelled rows the model flagged
+    precision: float | None  # None when no labelled row was flagged
+    recall: float | None  # None when no labelled row is a fraud
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What calibrated scores predict without labels: E[label | score] = score."""
+
+    positive_rate: float  # mean score: the expected fraud rate of the window
+    flagged_rate: float
+    precision: float | None  # mean score of the flagged rows; None when none was flagged
+    recall: float | None  # expected frauds among flagged / expected frauds; None when no score mass
+
+
+@dataclass(frozen=True)
+class WindowVerdict:
+    rows: int
+    drift: DriftResult | None  # None when the window cannot be compared (see data_quality)
+    score: ColumnDrift | None
+    importance: dict[str, float]  # the champion's feature importance, summing to 1
+    data_quality: tuple[str, ...]  # SCHEMA.problems of the window: an alarm, not a trigger
+    realized: Realized | None  # None when no label of this window has arrived
+    estimate: Estimate
+    threshold: float
+
+    @property
+    def drifted_importance(self) -> float:
+        """Summed importance of the drifted columns: how much of the model's input moved."""
+        if self.drift is None:
+            return 0.0
+        return float(sum(self.importance.get(c, 0.0) for c in self.drift.drifted_columns))
+
+    @property
+    def data_quality_alarm(self) -> bool:
+        return bool(self.data_quality)
+
+    def summary(self) -> str:
+        drift = self.drift.summary() if self.drift is not None else "drift not computed"
+        parts = [f"{self.rows} rows", drift, f"drifted importance {self.drifted_importance:.0%}"]
+        if self.score is not None:
+            parts.append(self.score.describe())
+        if self.data_quality:
+            parts.append("DATA QUALITY: " + "; ".join(self.data_quality))
+        return " | ".join(parts)
+
+
+class Reference(NamedTuple):
+    frame: pd.DataFrame  # the training reference sample: schema features + "score"
+    importance: dict[str, float]
+    threshold: float
+    version: str
+
+
+def evaluate_window(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    importance: dict[str, float],
+    labels: pd.DataFrame | None,
+    threshold: float,
+    *,
+    max_null_fraction: float = 0.01,
+) -> WindowVerdict:
+    """Everything the monitor knows about `current` (stored predictions: features, "score",
+    optionally "decision" and "request_id") compared with the champion's `reference`.
+
+    `labels` has request_id and label (Store.labels_frame()); rows of other windows are ignored.
+    Raises ValueError when `current` is empty or has no score column.
+    """
+    if current.empty:
+        raise ValueError("the window is empty")
+    if SCORE_COLUMN not in current.columns:
+        raise ValueError(f"the window has no {SCORE_COLUMN!r} column (stored predictions carry one)")
+    problems = tuple(SCHEMA.problems(current, max_null_fraction=max_null_fraction))
+    drift: DriftResult | None
+    try:
+        drift = detect_drift(reference, current)
+    except ValueError as err:  # missing columns, text in a numeric column, an all-null column
+        drift, problems = None, (*problems, f"drift not computed: {err}")
+    window_scores = current[SCORE_COLUMN].to_numpy(dtype=float)
+    score = None
+    if SCORE_COLUMN in reference.columns:
+        score = score_drift(reference[SCORE_COLUMN], window_scores)
+    # What was actually decided when the window carries it (the threshold may have moved mid-window).
+    if "decision" in current.columns:
+        flagged = current["decision"].to_numpy(dtype=bool)
+    else:
+        flagged = window_scores >= threshold
+    return WindowVerdict(
+        rows=len(current),
+        drift=drift,
+        score=score,
+        importance=dict(importance),
+        data_quality=problems,
+        realized=_realized(current, flagged, labels),
+        estimate=_estimate(window_scores, flagged),
+        threshold=threshold,
+    )
+
+
+def _realized(current: pd.DataFrame, flagged: np.ndarray, labels: pd.DataFrame | None) -> Realized | None:
+    if labels is None or labels.empty:
+        return None
+    if "request_id" not in current.columns:
+        raise ValueError("labels were given but the window has no request_id to join them on")
+    decided = pd.DataFrame({"request_id": current["request_id"].to_numpy(), "flagged": flagged})
+    # Labels are re-delivered in practice; one per request_id is enough.
+    arrived = labels[["request_id", "label"]].drop_duplicates("request_id")
+    joined = decided.merge(arrived, on="request_id", how="inner")
+    if joined.empty:
+        return None
+    truth = joined["label"].to_numpy(dtype=int) == 1
+    hit = joined["flagged"].to_numpy(dtype=bool)
+    tp, n_flagged, n_pos = int((truth & hit).sum()), int(hit.sum()), int(truth.sum())
+    return Realized(
+        labelled=len(joined),
+        positives=n_pos,
+        flagged=n_flagged,
+        precision=tp / n_flagged if n_flagged else None,
+        recall=tp / n_pos if n_pos else None,
+    )
+
+
+def _estimate(window_scores: np.ndarray, flagged: np.ndarray) -> Estimate:
+    expected_frauds = float(window_scores.sum())
+    caught = float(window_scores[flagged].sum())
+    return Estimate(
+        positive_rate=float(window_scores.mean()),
+        flagged_rate=float(flagged.mean()),
+        precision=float(window_scores[flagged].mean()) if flagged.any() else None,
+        recall=caught / expected_frauds if expected_frauds > 0 else None,
+    )
+
+
+def load_reference(settings: Settings) -> Reference:
+    """The champion's reference sample, feature importance, decision threshold and version.
+
+    Raises LookupError when no version holds the champion alias.
+    """
+    client = client_for(settings)
+    mv = version_by_alias(client, settings.model_name, CHAMPION)
+    if mv is None:
+        raise LookupError(f"no @{CHAMPION} for {settings.model_name}: train and promote a version first")
+    version = str(mv.version)
+    frame = load_run_frame(settings, str(mv.run_id), REFERENCE_ARTIFACT)
+    importance = feature_importance(load_model(settings, version), frame, seed=settings.seed)
+    return Reference(frame, importance, threshold_of(dict(mv.tags or {})), version)
+
+
+def _main() -> None:
+    from mlops_lab.settings import get_settings
+
+    ref = load_reference(get_settings())
+    print(f"champion v{ref.version}: {len(ref.frame)} reference rows, threshold {ref.threshold:.4f}")
+    for name, share in sorted(ref.importance.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:24} {share:6.1%}")
+
+
+if __name__ == "__main__":
+    _main()
