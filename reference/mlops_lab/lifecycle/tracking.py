@@ -10,7 +10,6 @@ Tracking URI: the explicit setting, else the local MLflow server when it answers
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import httpx
 import mlflow
@@ -74,13 +73,6 @@ def ensure_experiment(client: MlflowClient, settings: Settings) -> str:
     if client.tracking_uri.startswith("sqlite"):
         location = settings.mlflow_artifacts_dir.as_uri()
     return str(client.create_experiment(settings.experiment_name, artifact_location=location))
-
-
-@dataclass(frozen=True)
-class AliasTarget:
-    alias: str
-    version: str
-    run_id: str | None
 
 
 def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:

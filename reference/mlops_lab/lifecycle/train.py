@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 from sklearn.model_selection import train_test_split
@@ -162,7 +161,3 @@ def load_model(settings: Settings, version: str) -> Any:
 
 def threshold_of(version_tags: dict[str, str]) -> float:
     return float(version_tags.get("decision_threshold", 0.5))
-
-
-def as_float_dict(values: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in values.items() if isinstance(v, int | float | np.floating)}
