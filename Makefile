@@ -22,8 +22,11 @@ demo: setup ## play the whole reference story locally; prints where the report i
 test: setup ## run the test suite (real MLflow, uvicorn, locust)
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
-bench: setup ## serving benchmark -> var/bench/serving.{json,md}
+bench: setup ## benchmarks -> var/bench/{serving,router,canary,drift}.{json,md} (~15 min)
 	@$(BIN)/python -m mlops_lab.bench.serving
+	@$(BIN)/python -m mlops_lab.bench.router
+	@$(BIN)/python -m mlops_lab.bench.canary
+	@$(BIN)/python -m mlops_lab.bench.drift
 
 lint: setup ## ruff + mypy
 	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
@@ -34,7 +37,7 @@ fmt: setup ## format the code
 lock: ## re-resolve requirements/main.in into requirements/lock.txt
 	@$(BIN)/uv pip compile --quiet --python-version 3.11 requirements/main.in -o requirements/lock.txt
 
-up: setup ## start MLflow and the stable server
+up: setup ## start the local system (MLflow, servers, router, monitor, controller, Prometheus)
 	@$(BIN)/mlops-lab up
 
 down: ## stop every local process

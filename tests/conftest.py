@@ -40,6 +40,8 @@ def make_settings(home: Path, **overrides: object) -> Settings:
         "canary_port": free_port(),
         "router_port": free_port(),
         "monitor_port": free_port(),
+        "controller_port": free_port(),
+        "prometheus_port": free_port(),
         "reload_poll_s": 0.5,
     }
     base.update(overrides)

@@ -250,3 +250,30 @@ def test_load_reference_from_the_registry(registry: Settings) -> None:
     assert 0.0 < ref.threshold < 1.0
     assert sum(ref.importance.values()) == pytest.approx(1.0)
     assert ref.importance["device_os"] < 0.05
+
+
+def test_importance_is_weighted_by_how_far_past_the_threshold() -> None:
+    importance = {n: 0.0 for n in SCHEMA.names} | {"amount": 0.136, "distance_from_home_km": 0.127}
+
+    def window(stats: dict[str, float]) -> WindowVerdict:
+        cols = tuple(
+            ColumnDrift(
+                n,
+                stats.get(n, 0.0) >= 0.1,
+                "Wasserstein distance (normed)",
+                stats.get(n, 0.01),
+                0.1,
+                "distance",
+            )
+            for n in SCHEMA.names
+        )
+        drift = DriftResult(cols, len(stats) / len(cols), False, 0.5, 5_000, 500)
+        return WindowVerdict(500, drift, None, importance, (), None, Estimate(0.01, 0.05, 0.1, 0.5), 0.5)
+
+    policy = TriggerPolicy(min_samples=500, consecutive_windows=1, cooldown_s=0, min_importance_share=0.08)
+    noise = window({"amount": 0.11, "distance_from_home_km": 0.12})  # two flags just past the line
+    assert noise.drifted_importance == pytest.approx(0.136 * 0.1 + 0.127 * 0.2)
+    assert not policy.decide(PolicyState(), noise, T0)[0].drifted_where_it_matters
+    strong = window({"amount": 0.5})  # a half-SD shift lands at about 5x the threshold
+    assert strong.drifted_importance == pytest.approx(0.136)
+    assert policy.decide(PolicyState(), strong, T0)[0].trigger

@@ -4,6 +4,7 @@
     mlops-lab data generate --scenario baseline --rows 50000 --out var/data/train.parquet
     mlops-lab train --data var/data/train.parquet --promote
     mlops-lab up && mlops-lab status && mlops-lab down
+    mlops-lab retrain --reason "drift on amount"
     mlops-lab demo
 
 Errors a user can cause (bad file, unknown version, port in use, registry down) print one
@@ -32,9 +33,13 @@ app = typer.Typer(
 data_app = typer.Typer(no_args_is_help=True, help="Synthetic transactions and delayed labels.")
 registry_app = typer.Typer(no_args_is_help=True, help="Model versions and aliases (champion/challenger).")
 store_app = typer.Typer(no_args_is_help=True, help="The prediction store.")
+canary_app = typer.Typer(
+    no_args_is_help=True, help="Canary rollouts of @challenger (router + judge + controller)."
+)
 app.add_typer(data_app, name="data")
 app.add_typer(registry_app, name="registry")
 app.add_typer(store_app, name="store")
+app.add_typer(canary_app, name="canary")
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # one line per error, however narrow the terminal
@@ -231,6 +236,28 @@ def serve(
     )
 
 
+@app.command()
+def monitor(
+    port: Annotated[int | None, typer.Option(help="default: the monitor_port setting")] = None,
+) -> None:
+    """Run the drift monitor (one uvicorn worker) in the foreground: windows, gauges, retraining."""
+    import uvicorn
+
+    from mlops_lab.monitoring.service import create_monitor_app
+
+    s = _settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_monitor_app(s),
+        host=s.host,
+        port=port or s.monitor_port,
+        workers=1,
+        access_log=False,
+        log_level="info",
+        timeout_graceful_shutdown=30,
+    )
+
+
 @app.command("batch-predict")
 def batch_predict(
     input: Annotated[Path, typer.Option(help=".parquet or .csv with the schema's columns")],
@@ -250,23 +277,193 @@ def batch_predict(
     )
 
 
+# ---------------------------------------------------------------- pipeline
+@app.command()
+def retrain(
+    reason: Annotated[str, typer.Option(help="why (lineage tag and audit log)")] = "manual retrain",
+    in_process: Annotated[
+        bool, typer.Option("--in-process", help="run the steps in this process instead of airflow dags test")
+    ] = False,
+    run_id: Annotated[
+        str | None, typer.Option(help="resume this pipeline run (skips finished steps)")
+    ] = None,
+) -> None:
+    """Run the retraining pipeline once; a version that passes is staged as @challenger."""
+    from mlops_lab.pipeline.trigger import RetrainAlreadyRunning, RetrainError
+    from mlops_lab.pipeline.trigger import retrain as run
+
+    s = _settings()
+    try:
+        result = run(s, reason, in_process=in_process, run_id=run_id)
+    except (RetrainAlreadyRunning, RetrainError) as exc:
+        raise UserError(str(exc)) from exc
+    if not result.ok:
+        raise UserError(result.summary())
+    console.print(result.summary())
+
+
+# ---------------------------------------------------------------- canary
+@app.command()
+def route(port: Annotated[int | None, typer.Option(help="default: the router_port setting")] = None) -> None:
+    """Run the canary router (weighted, sticky, shadow, passive health) in the foreground."""
+    import uvicorn
+
+    from mlops_lab.canary.router import create_router
+
+    s = _settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_router(s),
+        host=s.host,
+        port=port or s.router_port,
+        workers=1,
+        access_log=False,
+        log_level="info",
+        lifespan="on",
+        timeout_graceful_shutdown=30,
+    )
+
+
+@canary_app.command("run")
+def canary_run() -> None:
+    """The controller daemon: rolls out every new @challenger (what `mlops-lab up` starts)."""
+    import signal
+    import threading
+
+    from mlops_lab.canary.controller import run_daemon
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        run_daemon(_settings(), stop)
+    except RuntimeError as exc:
+        raise UserError(str(exc)) from exc
+
+
+@canary_app.command("start")
+def canary_start(
+    version: Annotated[str | None, typer.Option(help="stage this version as @challenger first")] = None,
+    reason: Annotated[str, typer.Option()] = "manual canary",
+) -> None:
+    """Roll out @challenger: in the foreground, or by the running controller daemon."""
+    import threading
+
+    from mlops_lab.canary.controller import Controller, controller_lock
+    from mlops_lab.canary.stage import stage
+    from mlops_lab.lifecycle import registry
+
+    s = _settings()
+    if version is not None:
+        stage(s, version, actor=registry.default_actor(), reason=reason)
+        console.print(f"@challenger -> v{version}")
+    with controller_lock(s) as mine:
+        if not mine:
+            console.print(
+                "the controller daemon is running and will roll it out: follow with `mlops-lab canary status`"
+            )
+            return
+        controller = Controller(
+            s, on_transition=lambda r: console.print(f"[bold]{r.phase}[/] {r.describe()}")
+        )
+        try:
+            controller.run(threading.Event(), until_done=True)
+        finally:
+            controller.close()
+    r = controller.state.rollout
+    if r is None:
+        raise UserError("nothing to roll out: no @challenger that differs from @champion and was not judged")
+    if r.phase != "promoted":
+        raise UserError(f"rolled back: {r.reason}")
+
+
+@canary_app.command("status")
+def canary_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The current or last rollout, its looks, and the router's weights."""
+    import json as _json
+
+    from mlops_lab.canary.controller import Services, load_state
+
+    s = _settings()
+    state = load_state(s)
+    services = Services(s)
+    try:
+        router: dict[str, object] | str = services.router_state()
+    except httpx.HTTPError as exc:
+        router = f"unreachable ({exc.__class__.__name__})"
+    finally:
+        services.close()
+    if as_json:
+        console.print_json(_json.dumps({**state.to_json(), "router": router}))
+        return
+    r = state.rollout
+    console.print(f"rollout: {r.describe() if r else 'none yet'}")
+    if r is not None:
+        for look in r.looks[-5:]:
+            console.print(
+                f"  look at {look['weight']}% ({look['phase']}): {look['verdict']} {look['reason']}"
+            )
+        if r.last_error:
+            console.print(f"  retrying after: {r.last_error}")
+    console.print(f"router: {router}")
+    for version, outcome in sorted(state.judged.items(), key=lambda kv: int(kv[0])):
+        console.print(f"  v{version}: {outcome}")
+
+
+@canary_app.command("abort")
+def canary_abort(reason: Annotated[str, typer.Option()] = "aborted by operator") -> None:
+    """Roll the current canary back now (the daemon acts within a poll; else done here)."""
+    from mlops_lab.canary.controller import Controller, controller_lock, load_state, request_abort
+
+    s = _settings()
+    r = load_state(s).rollout
+    if r is None or not r.active:
+        raise UserError("no rollout in progress")
+    request_abort(s, reason)
+    with controller_lock(s) as mine:
+        if mine:
+            controller = Controller(s)
+            try:
+                controller.tick()
+            finally:
+                controller.close()
+            console.print(controller.state.rollout.describe() if controller.state.rollout else "done")
+        else:
+            console.print("abort requested: the controller daemon rolls back within one poll")
+
+
 # ---------------------------------------------------------------- runtime
 @app.command()
 def up(
-    with_mlflow: Annotated[bool, typer.Option("--mlflow/--no-mlflow")] = True,
-    stable: Annotated[bool, typer.Option("--stable/--no-stable")] = True,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="start just these (repeatable), e.g. --only mlflow")
+    ] = None,
+    prometheus: Annotated[bool, typer.Option("--prometheus/--no-prometheus")] = True,
 ) -> None:
-    """Start the local processes (MLflow server, stable model server) and wait until healthy."""
-    from mlops_lab.runtime.supervisor import Supervisor, mlflow_spec, server_spec
+    """Start the local system (MLflow, stable and canary servers, router, monitor, canary
+    controller, and Prometheus when installed) and wait until each is healthy."""
+    from mlops_lab.runtime.supervisor import Supervisor, system_specs
 
     s = _settings()
+    specs = system_specs(s, with_prometheus=prometheus)
+    names = [spec.name for spec in specs]
+    unknown = set(only or []) - set(names)
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown component(s) {', '.join(sorted(unknown))}; choose from {', '.join(names)}"
+        )
+    specs = [spec for spec in specs if not only or spec.name in only]
     sup = Supervisor(s)
-    if with_mlflow:
-        sup.start(mlflow_spec(s))
-        console.print(f"mlflow  up at {s.mlflow_server_uri}")
-    if stable:
-        sup.start(server_spec(s, "stable"))
-        console.print(f"stable  up at http://{s.host}:{s.stable_port} (ready once @champion exists: /readyz)")
+    if specs and specs[0].name == "mlflow":  # the others read the registry when they start
+        sup.start(specs.pop(0))
+        console.print(f"{'mlflow':10} up at {s.mlflow_server_uri}")
+    sup.start_all(specs)
+    for spec in specs:
+        console.print(f"{spec.name:10} up at {spec.health_url.rsplit('/', 1)[0]}")
+    if not only or "stable" in only:
+        console.print(
+            "model servers are ready once @champion (stable) / @challenger (canary) exist: see /readyz"
+        )
 
 
 @app.command()
@@ -320,9 +517,12 @@ def demo(
     profile: Annotated[str, typer.Option(help="full or short (the end-to-end test's profile)")] = "full",
 ) -> None:
     """Play the reference story locally; exits non-zero if it did not play out."""
-    from mlops_lab.runtime.demo import run_demo
+    from mlops_lab.runtime.demo import StoryFailed, run_demo
 
-    run_demo(_settings(), profile=profile, console=console)
+    try:
+        run_demo(_settings(), profile=profile, console=console)
+    except StoryFailed as exc:
+        raise UserError(f"the story did not play out: {exc}") from exc
 
 
 @store_app.command("replay-spill")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -192,3 +193,14 @@ if __name__ == "__main__":
         df = generate(name, 20_000)
         print(f"{name:18} fraud rate {df[LABEL].mean():.3%}")
         print(df.head(2).to_string(index=False))
+
+
+def request_payloads(scenario: str, n: int, seed: int) -> list[dict[str, Any]]:
+    """`n` generated transactions as /v1/predict bodies: schema features, card_id, and any extra
+    column a scenario adds (schema_break), with NaN sent as null (NaN is not JSON)."""
+    frame = generate(scenario, n, seed=seed)
+    cols = [c for c in [*SCHEMA.names, ENTITY] if c in frame.columns] + [
+        c for c in frame.columns if c not in SCHEMA.names and c not in (ENTITY, LABEL)
+    ]
+    records = cast(list[dict[str, Any]], frame[cols].to_dict("records"))
+    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in records]

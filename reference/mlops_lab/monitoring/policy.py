@@ -5,7 +5,9 @@
 A window triggers nothing on its own. `TriggerPolicy.decide` retrains only when all hold:
   - the window has at least `min_samples` rows (a small window neither counts nor resets);
   - its drifted columns carry at least `min_importance_share` of the champion's feature
-    importance (drift on a feature the model ignores, such as device_os, is not a reason);
+    importance, each weighted by how far past its threshold it is (WindowVerdict.drifted_importance):
+    drift on a feature the model ignores, such as device_os, is not a reason, and neither is
+    noise just past the threshold;
   - that held for `consecutive_windows` windows in a row (a clean window resets the count);
   - the last trigger is more than `cooldown_s` ago (a retrain takes minutes to train, gate, canary).
 Data-quality alarms (missing values, schema problems) are passed through, never a trigger.
@@ -40,7 +42,7 @@ class TriggerPolicy:
     min_samples: int = 500
     consecutive_windows: int = 3
     cooldown_s: float = 600.0
-    min_importance_share: float = 0.2
+    min_importance_share: float = 0.08
 
     def __post_init__(self) -> None:
         if self.min_samples < 1 or self.consecutive_windows < 1 or self.cooldown_s < 0:

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -64,10 +65,13 @@ class WindowVerdict:
 
     @property
     def drifted_importance(self) -> float:
-        """Summed importance of the drifted columns: how much of the model's input moved."""
+        """How much of the model's input moved: the importance of each drifted column, weighted
+        by its severity (in full from twice its threshold; see ColumnDrift.severity). Weighting
+        keeps noise-level flags on two mid-importance columns from adding up to a trigger, and
+        lets one strongly drifted important column count on its own."""
         if self.drift is None:
             return 0.0
-        return float(sum(self.importance.get(c, 0.0) for c in self.drift.drifted_columns))
+        return float(sum(self.importance.get(c.column, 0.0) * c.severity for c in self.drift.columns))
 
     @property
     def data_quality_alarm(self) -> bool:
@@ -98,11 +102,13 @@ def evaluate_window(
     threshold: float,
     *,
     max_null_fraction: float = 0.01,
+    html_path: Path | None = None,
 ) -> WindowVerdict:
     """Everything the monitor knows about `current` (stored predictions: features, "score",
     optionally "decision" and "request_id") compared with the champion's `reference`.
 
     `labels` has request_id and label (Store.labels_frame()); rows of other windows are ignored.
+    `html_path`, when given, receives Evidently's HTML report of the feature drift.
     Raises ValueError when `current` is empty or has no score column.
     """
     if current.empty:
@@ -112,7 +118,7 @@ def evaluate_window(
     problems = tuple(SCHEMA.problems(current, max_null_fraction=max_null_fraction))
     drift: DriftResult | None
     try:
-        drift = detect_drift(reference, current)
+        drift = detect_drift(reference, current, html_path=html_path)
     except ValueError as err:  # missing columns, text in a numeric column, an all-null column
         drift, problems = None, (*problems, f"drift not computed: {err}")
     window_scores = current[SCORE_COLUMN].to_numpy(dtype=float)
@@ -134,6 +140,14 @@ def evaluate_window(
         estimate=_estimate(window_scores, flagged),
         threshold=threshold,
     )
+
+
+def realized_of(outcomes: pd.DataFrame) -> Realized | None:
+    """Realized precision/recall of labelled predictions (request_id, decision, label), e.g.
+    Store.labelled_predictions: the monitor's trailing view, wider than one window."""
+    if outcomes.empty:
+        return None
+    return _realized(outcomes, outcomes["decision"].to_numpy(dtype=bool), outcomes[["request_id", "label"]])
 
 
 def _realized(current: pd.DataFrame, flagged: np.ndarray, labels: pd.DataFrame | None) -> Realized | None:

@@ -12,12 +12,10 @@ from __future__ import annotations
 import itertools
 import os
 import uuid
-from typing import Any, cast
 
 from locust import FastHttpUser, constant_throughput, task
 
-from mlops_lab.data.generator import generate
-from mlops_lab.data.schema import ENTITY, SCHEMA
+from mlops_lab.data.generator import request_payloads
 
 _SCENARIO = os.environ.get("MLOPS_LOAD_SCENARIO", "baseline")
 _SEED = int(os.environ.get("MLOPS_LOAD_SEED", "7"))
@@ -26,22 +24,11 @@ _RATE = float(os.environ.get("MLOPS_LOAD_RATE_PER_USER", "0"))
 _user_numbers = itertools.count()
 
 
-def _payloads(scenario: str, seed: int, n: int = 4000) -> list[dict[str, object]]:
-    frame = generate(scenario, n, seed=seed)
-    cols = [c for c in [*SCHEMA.names, ENTITY] if c in frame.columns] + [
-        c for c in frame.columns if c not in SCHEMA.names and c not in (ENTITY, SCHEMA.label)
-    ]
-    # to_dict types its keys as Hashable; a frame of named columns has str keys.
-    records = cast(list[dict[str, Any]], frame[cols].to_dict("records"))
-    # NaN is not JSON: a missing value travels as null.
-    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in records]
-
-
 class Transactions(FastHttpUser):
     wait_time = constant_throughput(_RATE) if _RATE > 0 else (lambda self: 0)
 
     def on_start(self) -> None:
-        self._rows = itertools.cycle(_payloads(_SCENARIO, _SEED + next(_user_numbers)))
+        self._rows = itertools.cycle(request_payloads(_SCENARIO, 4000, _SEED + next(_user_numbers)))
 
     @task
     def predict(self) -> None:

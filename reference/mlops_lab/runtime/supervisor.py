@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,6 +67,8 @@ def server_env(settings: Settings) -> dict[str, str]:
             value = value.get_secret_value()
         if name == "home":
             value = Path(value).resolve()
+        if isinstance(value, (tuple, list, dict)):
+            value = json.dumps(list(value) if isinstance(value, tuple) else value)  # how pydantic reads them
         env[f"MLOPS_{name.upper()}"] = str(value)
     return env
 
@@ -98,6 +101,71 @@ def server_spec(settings: Settings, variant: str) -> ProcessSpec:
     return ProcessSpec(variant, argv, f"http://{settings.host}:{port}/healthz", port, env=env)
 
 
+def router_spec(settings: Settings) -> ProcessSpec:
+    argv = [sys.executable, "-m", "mlops_lab.cli", "route", "--port", str(settings.router_port)]
+    return ProcessSpec(
+        "router", argv, f"http://{settings.host}:{settings.router_port}/healthz", settings.router_port
+    )
+
+
+def controller_spec(settings: Settings) -> ProcessSpec:
+    """The canary controller daemon; its health URL is its Prometheus endpoint."""
+    argv = [sys.executable, "-m", "mlops_lab.cli", "canary", "run"]
+    env = {"MLOPS_TRACKING_URI": settings.tracking_uri or settings.mlflow_server_uri}
+    url = f"http://{settings.host}:{settings.controller_port}/metrics"
+    return ProcessSpec("controller", argv, url, settings.controller_port, env=env)
+
+
+def monitor_spec(settings: Settings) -> ProcessSpec:
+    """The drift monitor (`mlops-lab monitor`); it reads the champion's reference from MLflow."""
+    port = settings.monitor_port
+    argv = [sys.executable, "-m", "mlops_lab.cli", "monitor", "--port", str(port)]
+    env = {"MLOPS_TRACKING_URI": settings.tracking_uri or settings.mlflow_server_uri}  # never serverless
+    return ProcessSpec("monitor", argv, f"http://{settings.host}:{port}/healthz", port, env=env)
+
+
+OBSERVABILITY = Path(__file__).resolve().parents[2] / "observability"
+
+
+def prometheus_spec(settings: Settings) -> ProcessSpec | None:
+    """Prometheus scraping every local process with the lab's alert rules, when it is installed
+    (Debian's `prometheus`, which setup installs for promtool). None when it is not."""
+    binary = shutil.which("prometheus")
+    source = OBSERVABILITY / "prometheus.yml"
+    if binary is None or not source.exists():
+        return None
+    text = source.read_text().replace("rules/*.yml", str(OBSERVABILITY / "rules" / "*.yml"))
+    defaults = {8000: settings.router_port, 8001: settings.stable_port, 8002: settings.canary_port}
+    defaults |= {8003: settings.monitor_port, 8004: settings.controller_port}
+    for default, port in defaults.items():  # the checked-in file uses the default ports
+        text = text.replace(f"127.0.0.1:{default}", f"{settings.host}:{port}")
+    home = (settings.home / "prometheus").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "prometheus.yml").write_text(text)
+    argv = [
+        binary,
+        f"--config.file={home / 'prometheus.yml'}",
+        f"--storage.tsdb.path={home / 'data'}",
+        f"--web.listen-address={settings.host}:{settings.prometheus_port}",
+    ]
+    url = f"http://{settings.host}:{settings.prometheus_port}/-/ready"
+    return ProcessSpec("prometheus", argv, url, settings.prometheus_port)
+
+
+def system_specs(settings: Settings, *, with_prometheus: bool = True) -> list[ProcessSpec]:
+    """Everything `mlops-lab up` runs, MLflow first (the others read it at start)."""
+    specs = [
+        mlflow_spec(settings),
+        server_spec(settings, "stable"),
+        server_spec(settings, "canary"),
+        router_spec(settings),
+        monitor_spec(settings),
+        controller_spec(settings),
+    ]
+    prometheus = prometheus_spec(settings) if with_prometheus else None
+    return specs + ([prometheus] if prometheus is not None else [])
+
+
 class Supervisor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -121,6 +189,15 @@ class Supervisor:
 
     def start(self, spec: ProcessSpec) -> int:
         """Start `spec` (unless already running) and wait until its health URL answers 200."""
+        return self.start_all([spec])[0]
+
+    def start_all(self, specs: list[ProcessSpec]) -> list[int]:
+        """Launch every spec at once, then wait for each: on 2 cores, processes that mostly
+        import libraries start in about the time of the slowest, not the sum."""
+        launched = [self._launch(spec) for spec in specs]
+        return [self._wait(spec, proc) for spec, proc in zip(specs, launched, strict=True)]
+
+    def _launch(self, spec: ProcessSpec) -> subprocess.Popen[bytes] | int:
         state = self.read_state(spec.name)
         if state is not None and _alive(int(state["pid"])):  # already running
             return int(state["pid"])
@@ -147,6 +224,12 @@ class Supervisor:
             "log": str(log_path),
         }
         self._state_file(spec.name).write_text(json.dumps(state))
+        return proc
+
+    def _wait(self, spec: ProcessSpec, proc: subprocess.Popen[bytes] | int) -> int:
+        if isinstance(proc, int):
+            return proc
+        log_path = self.log_dir / f"{spec.name}.log"
         deadline = time.monotonic() + spec.start_timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:

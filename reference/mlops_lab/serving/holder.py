@@ -134,6 +134,10 @@ class ModelHolder:
                     mv = version_by_alias(self._client, self.settings.model_name, self.alias)
                     if mv is not None and str(mv.version) == self.current.version:
                         return False
+                    if mv is None:
+                        # The alias was removed (a finished canary rollout clears @challenger):
+                        # nothing new to load, and not a failure; keep serving what we have.
+                        return False
                 loaded = self._loader(self.settings, self.alias)
             except Exception as exc:  # any failure keeps the old model: that is the point of the holder
                 self._client = None

@@ -130,10 +130,12 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
-    def count_predictions(self, variant: str | None = None) -> int:
+    def count_predictions(self, variant: str | None = None, after_id: int | None = None) -> int:
         query = sa.select(sa.func.count()).select_from(predictions)
         if variant:
             query = query.where(predictions.c.variant == variant)
+        if after_id is not None:
+            query = query.where(predictions.c.id > after_id)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
@@ -141,13 +143,28 @@ class Store:
         with self.engine.connect() as conn:
             return {r[0] for r in conn.execute(sa.select(predictions.c.request_id))}
 
-    def predictions_frame(self, since: datetime | None = None, variant: str | None = None) -> pd.DataFrame:
-        """Predictions with their features expanded into columns (for monitoring and labels)."""
+    def predictions_frame(
+        self,
+        since: datetime | None = None,
+        variant: str | None = None,
+        *,
+        after_id: int | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Predictions with their features expanded into columns (for monitoring and labels).
+
+        Oldest first. `after_id` and `limit` read the log in id order, a page at a time (the
+        drift monitor's windows: ids only grow, so a window never overlaps the previous one).
+        """
         query = sa.select(predictions).order_by(predictions.c.id)
         if since is not None:
             query = query.where(predictions.c.ts >= since)
         if variant:
             query = query.where(predictions.c.variant == variant)
+        if after_id is not None:
+            query = query.where(predictions.c.id > after_id)
+        if limit is not None:
+            query = query.limit(limit)
         with self.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(query)]
         if not rows:
@@ -155,6 +172,48 @@ class Store:
         frame = pd.DataFrame(rows)
         feats = pd.DataFrame(list(frame.pop("features")))
         return pd.concat([frame, feats], axis=1)
+
+    def scores_frame(self, since: datetime, variant: str | None = None) -> pd.DataFrame:
+        """What the canary judge reads: request_id, variant, model_version, score, decision,
+        latency_ms of the predictions since `since` (features left out: they are not needed)."""
+        cols = [
+            predictions.c[c]
+            for c in ("request_id", "variant", "model_version", "score", "decision", "latency_ms")
+        ]
+        query = sa.select(*cols).where(predictions.c.ts >= since).order_by(predictions.c.id)
+        if variant:
+            query = query.where(predictions.c.variant == variant)
+        with self.engine.connect() as conn:
+            rows = [tuple(r) for r in conn.execute(query)]
+        return pd.DataFrame(rows, columns=[c.name for c in cols])
+
+    def prediction_id_at(self, after_id: int, offset: int, variant: str | None = None) -> int | None:
+        """The id of the `offset`-th prediction (0-based) after `after_id`, or None when there are fewer."""
+        query = sa.select(predictions.c.id).where(predictions.c.id > after_id)
+        if variant:
+            query = query.where(predictions.c.variant == variant)
+        query = query.order_by(predictions.c.id).offset(offset).limit(1)
+        with self.engine.connect() as conn:
+            found = conn.execute(query).scalar_one_or_none()
+        return None if found is None else int(found)
+
+    def labelled_predictions(self, upto_id: int, rows: int, variant: str | None = None) -> pd.DataFrame:
+        """Of the newest `rows` predictions with id <= upto_id, those whose label has arrived:
+        request_id, score, decision, label (realized performance over a trailing span)."""
+        recent = sa.select(predictions.c.request_id, predictions.c.score, predictions.c.decision).where(
+            predictions.c.id <= upto_id
+        )
+        if variant:
+            recent = recent.where(predictions.c.variant == variant)
+        span = recent.order_by(predictions.c.id.desc()).limit(rows).subquery()
+        query = sa.select(span.c.request_id, span.c.score, span.c.decision, labels.c.label).join(
+            labels, labels.c.request_id == span.c.request_id
+        )
+        with self.engine.connect() as conn:
+            return pd.DataFrame(
+                [dict(r._mapping) for r in conn.execute(query)],
+                columns=["request_id", "score", "decision", "label"],
+            )
 
     def labels_frame(self) -> pd.DataFrame:
         with self.engine.connect() as conn:

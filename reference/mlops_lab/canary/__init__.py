@@ -1,0 +1,1 @@
+"""Canary releases: the router (ASGI), the judge (statistics) and the controller (state machine)."""

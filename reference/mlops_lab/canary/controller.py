@@ -1,0 +1,604 @@
+"""The canary controller: a persisted state machine that rolls @challenger out or back.
+
+    mlops-lab canary run                  # the daemon `mlops-lab up` starts (metrics on :8004)
+    mlops-lab canary start --version 3    # stage a version and roll it out (foreground if no daemon)
+    mlops-lab canary status
+    mlops-lab canary abort --reason "pager says so"
+
+    idle --(new @challenger)--> warming --(canary serves it)--> shadow --> step 5% --> 25% --> 50%
+         --> promoting --> promoted
+    any active phase --(judge FAIL, canary unhealthy, too little data too long, abort)-->
+         rolling_back --> rolled_back
+
+Each `tick` does one bounded piece of work and writes the state file (atomically) before
+and after anything it changes outside, so a controller killed at any point resumes where it
+was: every action is idempotent (set weights, move an alias, reload a server). Ordering keeps
+one invariant: the router never sends more than the last step's share to a version that is
+not @champion. Promotion moves @champion first, reloads stable, and only then returns the
+router to 100/0; when MLflow is down it retries, leaving the router at the last step. Rollback
+moves the router to 0% first (stop the harm), then clears @challenger.
+
+Every transition goes to the audit log (actor "canary-controller") and to Prometheus.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from mlops_lab.canary.judge import Expectation, JudgeConfig, Judgement, Paired, Variant, judge, logit
+from mlops_lab.canary.router import SHADOW_SUFFIX, shadow_id
+from mlops_lab.lifecycle import registry
+from mlops_lab.lifecycle.tracking import CHALLENGER, CHAMPION, client_for, version_by_alias
+from mlops_lab.settings import Settings
+from mlops_lab.store.db import Store
+
+log = logging.getLogger("mlops_lab.canary")
+
+ACTOR = "canary-controller"
+ACTIVE = ("warming", "shadow", "step", "promoting", "rolling_back")
+PHASES = ("idle", *ACTIVE, "promoted", "rolled_back")
+EXPECTATION_TAG = "canary_expectation"
+
+
+@dataclass
+class Rollout:
+    rollout_id: str
+    candidate: str
+    champion: str
+    phase: str = "warming"
+    step_index: int = -1  # index into settings.canary_steps while phase == "step"
+    weight: int = 0  # what the router was last told
+    shadow: bool = False
+    phase_started: float = 0.0
+    judged_since: str = ""  # ISO time: the judge reads predictions from here (per mode)
+    counts_base: dict[str, dict[str, int]] = field(default_factory=dict)  # router counters then
+    counts_acc: dict[str, dict[str, int]] = field(default_factory=dict)  # from earlier router runs
+    router_started: float = 0.0
+    fraction: dict[str, float] = field(default_factory=lambda: {"paired": 0.0, "split": 0.0})
+    last_look: float = 0.0
+    last_verdict: str | None = None  # of the current phase
+    looks: list[dict[str, Any]] = field(default_factory=list)
+    expectation: str | None = None  # Expectation JSON recorded by the evaluate step
+    reason: str = ""
+    last_error: str | None = None
+    started: float = 0.0
+    finished: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.phase in ACTIVE
+
+    def describe(self) -> str:
+        where = f"{self.weight}%" + (" + shadow" if self.shadow else "")
+        return f"v{self.candidate} vs v{self.champion}: {self.phase} (router {where}) {self.reason}"
+
+
+@dataclass
+class ControllerState:
+    rollout: Rollout | None = None
+    judged: dict[str, str] = field(default_factory=dict)  # version -> promoted | rolled_back
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rollout": asdict(self.rollout) if self.rollout else None, "judged": self.judged}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ControllerState:
+        r = data.get("rollout")
+        return cls(Rollout(**r) if r else None, dict(data.get("judged", {})))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".partial")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_state(settings: Settings) -> ControllerState:
+    path = settings.canary_state_path
+    if not path.exists():
+        return ControllerState()
+    try:
+        return ControllerState.from_json(json.loads(path.read_text()))
+    except (ValueError, TypeError) as err:
+        # Forgetting a rollout could promote nothing wrongly but would leave weights dangling.
+        raise ValueError(f"unreadable canary state {path} ({err}); fix or delete it") from err
+
+
+def save_state(settings: Settings, state: ControllerState) -> None:
+    _write_atomic(settings.canary_state_path, json.dumps(state.to_json(), indent=1))
+
+
+def abort_path(settings: Settings) -> Path:
+    return settings.canary_state_path.with_name("abort.request")
+
+
+def request_abort(settings: Settings, reason: str) -> None:
+    """Ask the controller (daemon or next foreground tick) to roll the current canary back."""
+    _write_atomic(abort_path(settings), reason or "aborted by operator")
+
+
+@contextlib.contextmanager
+def controller_lock(settings: Settings) -> Iterator[bool]:
+    """Exclusive right to drive rollouts: yields False when another controller holds it."""
+    path = settings.canary_state_path.with_name("controller.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            handle.write(str(os.getpid()))
+            handle.flush()
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class ControllerMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.phase = Gauge("mlops_canary_phase", "1 for the rollout's current phase", ["phase"], registry=r)
+        self.transitions = Counter(
+            "mlops_canary_transitions_total",
+            "Rollout transitions, by the phase entered",
+            ["phase"],
+            registry=r,
+        )
+        self.rollbacks = Counter("mlops_canary_rollbacks_total", "Canaries rolled back", registry=r)
+        self.promotions = Counter(
+            "mlops_canary_promotions_total", "Canaries promoted to @champion", registry=r
+        )
+        self.verdicts = Counter(
+            "mlops_canary_verdicts_total", "Judge looks by verdict", ["verdict"], registry=r
+        )
+        self.candidate = Gauge(
+            "mlops_canary_candidate_version", "Version being rolled out (0 when none)", registry=r
+        )
+        self.weight = Gauge("mlops_canary_weight", "Router canary weight the controller set (%)", registry=r)
+        self.show("idle")
+
+    def show(self, phase: str, candidate: str | None = None, weight: int = 0) -> None:
+        for p in PHASES:
+            self.phase.labels(p).set(1 if p == phase else 0)
+        self.candidate.set(float(candidate) if candidate and candidate.isdigit() else 0)
+        self.weight.set(weight)
+
+
+class Services:
+    """What the controller talks to over HTTP: the router's admin API and the model servers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        token = settings.admin_token.get_secret_value()
+        self.http = httpx.Client(timeout=10.0, headers={"authorization": f"Bearer {token}"})
+        self.router = f"http://{settings.host}:{settings.router_port}"
+
+    def server(self, variant: str) -> str:
+        return f"http://{self.settings.host}:{self.settings.port_of(variant)}"  # type: ignore[arg-type]
+
+    def router_state(self) -> dict[str, Any]:
+        resp = self.http.get(f"{self.router}/admin/state")
+        resp.raise_for_status()
+        state: dict[str, Any] = resp.json()
+        return state
+
+    def set_weights(self, weight: int, shadow: bool, reason: str) -> None:
+        body = {"canary_weight": weight, "shadow": shadow, "actor": ACTOR, "reason": reason}
+        self.http.post(f"{self.router}/admin/weights", json=body).raise_for_status()
+
+    def served_version(self, variant: str) -> str | None:
+        try:
+            resp = self.http.get(f"{self.server(variant)}/v1/model")
+        except httpx.HTTPError:
+            return None
+        return str(resp.json()["version"]) if resp.status_code == 200 else None
+
+    def ready(self, variant: str) -> tuple[bool, str]:
+        try:
+            resp = self.http.get(f"{self.server(variant)}/readyz")
+        except httpx.HTTPError as err:
+            return False, f"{variant} server unreachable ({err.__class__.__name__})"
+        return resp.status_code == 200, resp.text[:200]
+
+    def reload(self, variant: str) -> None:
+        with contextlib.suppress(httpx.HTTPError):  # a failed reload shows up as the wrong version
+            self.http.post(f"{self.server(variant)}/admin/reload")
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def judge_config(settings: Settings) -> JudgeConfig:
+    # The shadow phase and the split phases each get half the false-rollback budget.
+    phases = 2 if settings.canary_shadow_s > 0 else 1
+    return JudgeConfig(
+        alpha=settings.canary_alpha / phases,
+        planned_samples=settings.canary_planned_samples,
+        min_samples=settings.canary_min_samples,
+        score_tolerance_sd=settings.canary_score_tolerance_sd,
+        decision_tolerance=settings.canary_decision_tolerance,
+        error_tolerance=settings.slo_error_rate,
+        latency_tolerance=settings.canary_latency_tolerance,
+        latency_floor_ms=settings.canary_latency_floor_ms,
+        slo_p99_ms=settings.slo_p99_ms,
+    )
+
+
+class Controller:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        services: Services | None = None,
+        metrics: ControllerMetrics | None = None,
+        clock: Callable[[], float] = time.time,
+        on_transition: Callable[[Rollout], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.services = services or Services(settings)
+        self.metrics = metrics or ControllerMetrics()
+        self.clock = clock
+        self.on_transition = on_transition
+        self.store = Store(settings.resolved_store_url)
+        self.config = judge_config(settings)
+        self.state = load_state(settings)
+        r = self.state.rollout
+        if r is not None:
+            self.metrics.show(r.phase, r.candidate, r.weight)
+
+    def close(self) -> None:
+        self.store.dispose()
+        self.services.close()
+
+    # ------------------------------------------------------------------ the loop body
+    def tick(self) -> Rollout | None:
+        """One bounded step of work; returns the current (or last) rollout."""
+        now = self.clock()
+        r = self.state.rollout
+        abort = self._take_abort()
+        if abort is not None and r is not None and r.active and r.phase != "rolling_back":
+            self._transition(r, "rolling_back", f"aborted: {abort}")
+        if r is None or not r.active:
+            r = self._maybe_start(now) or r
+            if r is None or not r.active:
+                return r
+        try:
+            handler = {
+                "warming": self._warming,
+                "shadow": self._judging,
+                "step": self._judging,
+                "promoting": self._promoting,
+                "rolling_back": self._rolling_back,
+            }[r.phase]
+            handler(r, now)
+            r.last_error = None
+        except Exception as exc:  # MLflow or the router down: keep the state, retry next tick
+            r.last_error = f"{exc.__class__.__name__}: {str(exc)[:200]}"
+            log.warning("canary %s: %s (will retry)", r.phase, r.last_error)
+        self._save()
+        return r
+
+    def run(self, stop: threading.Event, until_done: bool = False) -> None:
+        """Tick until `stop` is set (the daemon) or, with until_done, until the rollout finished."""
+        poll = min(self.settings.canary_poll_s, self.settings.canary_look_s)
+        while not stop.is_set():
+            r = self.tick()
+            if until_done and r is not None and not r.active:
+                return
+            stop.wait(poll)
+
+    # ------------------------------------------------------------------ phases
+    def _maybe_start(self, now: float) -> Rollout | None:
+        client = client_for(self.settings)
+        name = self.settings.model_name
+        challenger = version_by_alias(client, name, CHALLENGER)
+        champion = version_by_alias(client, name, CHAMPION)
+        if challenger is None or champion is None:
+            return None
+        candidate, current = str(challenger.version), str(champion.version)
+        if candidate == current or candidate in self.state.judged:
+            return None
+        r = Rollout(
+            rollout_id=uuid.uuid4().hex[:12],
+            candidate=candidate,
+            champion=current,
+            expectation=(challenger.tags or {}).get(EXPECTATION_TAG),
+            started=now,
+        )
+        self.state.rollout = r
+        self._transition(
+            r, "warming", f"new @challenger v{candidate}; waiting for the canary server to load it"
+        )
+        self.services.reload("canary")
+        return r
+
+    def _warming(self, r: Rollout, now: float) -> None:
+        served = self.services.served_version("canary")
+        if served == r.candidate:
+            if self.settings.canary_shadow_s > 0:
+                self._route(r, 0, True, "shadow: every request mirrored to the canary, stable answers")
+                self._start_judging(r, now)
+                self._transition(r, "shadow", f"canary serves v{r.candidate}; mirroring traffic")
+            else:
+                self._enter_step(r, 0, now)
+            return
+        if now - r.phase_started > self.settings.canary_max_wait_s:
+            ready, why = self.services.ready("canary")
+            detail = why if not ready else f"it serves v{served}, not v{r.candidate}"
+            self._transition(r, "rolling_back", f"the canary never served v{r.candidate}: {detail}")
+
+    def _judging(self, r: Rollout, now: float) -> None:
+        router = self.services.router_state()
+        if not router.get("canary_healthy", True):
+            self._transition(r, "rolling_back", "canary unhealthy: the router fell back to stable")
+            return
+        ready, why = self.services.ready("canary")
+        if not ready:
+            self._transition(r, "rolling_back", f"canary not ready: {why}")
+            return
+        if now - r.last_look >= self.settings.canary_look_s:
+            verdict = self._look(r, router, now)
+            if verdict.verdict == "FAIL":
+                self._transition(r, "rolling_back", f"judge: {verdict.reason}")
+                return
+        duration = self.settings.canary_shadow_s if r.phase == "shadow" else self.settings.canary_step_s
+        elapsed = now - r.phase_started
+        if elapsed < duration:
+            return
+        if r.last_verdict == "PASS":
+            steps = self.settings.canary_steps
+            if r.phase == "shadow":
+                self._enter_step(r, 0, now)
+            elif r.step_index + 1 < len(steps):
+                self._enter_step(r, r.step_index + 1, now)
+            else:
+                self._transition(r, "promoting", f"judge passed every step up to {steps[-1]}%")
+        elif elapsed >= duration + self.settings.canary_max_wait_s:
+            # Never promote on too little data: give up, champion stays.
+            self._transition(r, "rolling_back", f"inconclusive for {elapsed:.0f}s: not enough canary traffic")
+
+    def _enter_step(self, r: Rollout, index: int, now: float) -> None:
+        weight = self.settings.canary_steps[index]
+        self._route(
+            r, weight, False, f"step {index + 1}/{len(self.settings.canary_steps)}: {weight}% to the canary"
+        )
+        if index == 0:  # split looks accumulate over every step: one sequential design
+            self._start_judging(r, now)
+        r.step_index = index
+        self._transition(r, "step", f"{weight}% of cards to v{r.candidate}")
+
+    def _promoting(self, r: Rollout, now: float) -> None:
+        client = client_for(self.settings)
+        name = self.settings.model_name
+        champion = version_by_alias(client, name, CHAMPION)
+        if champion is None or str(champion.version) != r.candidate:
+            registry.promote(
+                client, self.store, name, r.candidate, actor=ACTOR, reason=f"canary {r.rollout_id} passed"
+            )
+        if self.services.served_version("stable") != r.candidate:
+            self.services.reload("stable")
+            if self.services.served_version("stable") != r.candidate:
+                r.reason = "waiting for the stable server to serve the new champion"
+                return
+        # Only now, with stable serving the new champion, does the canary share go away.
+        self._route(r, 0, False, f"v{r.candidate} promoted; everything to stable")
+        self._clear_challenger(client, r, "promoted")
+        self.metrics.promotions.inc()
+        self._finish(r, "promoted", f"v{r.candidate} is @champion; stable serves it")
+
+    def _rolling_back(self, r: Rollout, now: float) -> None:
+        self._route(r, 0, False, f"rollback of v{r.candidate}: everything to stable")
+        client = client_for(self.settings)
+        self._clear_challenger(client, r, "rolled_back")
+        self.metrics.rollbacks.inc()
+        self._finish(r, "rolled_back", f"@champion stays v{r.champion}; {r.reason}")
+
+    # ------------------------------------------------------------------ helpers
+    def _route(self, r: Rollout, weight: int, shadow: bool, reason: str) -> None:
+        self.services.set_weights(weight, shadow, reason)
+        r.weight, r.shadow = weight, shadow
+        self.metrics.show(r.phase, r.candidate, weight)
+        self._save()
+
+    def _start_judging(self, r: Rollout, now: float) -> None:
+        router = self.services.router_state()
+        r.judged_since = datetime.fromtimestamp(now, UTC).isoformat()
+        r.counts_base = router["counts"]
+        r.counts_acc = {}
+        r.router_started = float(router["started"])
+        r.last_look = now  # the first look waits one look interval for data
+
+    def _clear_challenger(self, client: Any, r: Rollout, outcome: str) -> None:
+        name = self.settings.model_name
+        current = version_by_alias(client, name, CHALLENGER)
+        if current is not None and str(current.version) == r.candidate:
+            client.delete_registered_model_alias(name, CHALLENGER)
+            self.store.audit(
+                ACTOR, "unstage", model=name, alias=CHALLENGER, version=r.candidate, reason=outcome
+            )
+        client.set_model_version_tag(name, r.candidate, "canary", f"{outcome} ({r.rollout_id})")
+
+    def _finish(self, r: Rollout, phase: str, reason: str) -> None:
+        self.state.judged[r.candidate] = phase
+        r.finished = self.clock()
+        self._transition(r, phase, reason)
+
+    def _transition(self, r: Rollout, phase: str, reason: str) -> None:
+        r.phase, r.reason = phase, reason
+        r.phase_started = self.clock()
+        r.last_verdict = None
+        self._save()  # the state first: a crash right after replays the idempotent action
+        self.store.audit(
+            ACTOR,
+            f"canary.{phase}",
+            rollout=r.rollout_id,
+            version=r.candidate,
+            champion=r.champion,
+            weight=r.weight,
+            shadow=r.shadow,
+            reason=reason,
+        )
+        self.metrics.transitions.labels(phase).inc()
+        self.metrics.show(phase, r.candidate if r.active else None, r.weight)
+        log.info("canary %s", r.describe())
+        if self.on_transition:
+            self.on_transition(r)
+
+    def _save(self) -> None:
+        save_state(self.settings, self.state)
+
+    def _take_abort(self) -> str | None:
+        path = abort_path(self.settings)
+        try:
+            reason = path.read_text().strip()
+        except FileNotFoundError:
+            return None
+        path.unlink(missing_ok=True)
+        return reason
+
+    def _counts(self, r: Rollout, router: dict[str, Any]) -> dict[str, dict[str, int]]:
+        """Router requests/errors per variant since judging started, across router restarts."""
+        now_counts: dict[str, dict[str, int]] = router["counts"]
+        if float(router["started"]) != r.router_started:  # the router restarted: bank what we saw
+            for v, c in r.counts_base.items():
+                acc = r.counts_acc.setdefault(v, {"requests": 0, "errors": 0})
+                for k in acc:
+                    acc[k] += max(0, c.get(k, 0))
+            r.counts_base = {v: {"requests": 0, "errors": 0} for v in now_counts}
+            r.router_started = float(router["started"])
+        out = {}
+        for v, c in now_counts.items():
+            base = r.counts_base.get(v, {})
+            acc = r.counts_acc.get(v, {})
+            out[v] = {k: c[k] - base.get(k, 0) + acc.get(k, 0) for k in ("requests", "errors")}
+        return out
+
+    def _look(self, r: Rollout, router: dict[str, Any], now: float) -> Judgement:
+        frame = self.store.scores_frame(datetime.fromisoformat(r.judged_since))
+        counts = self._counts(r, router)
+        verdict = judge_frame(frame, r, counts, self.config, shadow=r.phase == "shadow")
+        mode = "paired" if verdict.paired else "split"
+        r.fraction[mode] = verdict.fraction
+        r.last_look, r.last_verdict = now, verdict.verdict
+        r.looks.append(
+            {
+                "t": round(now, 3),
+                "phase": r.phase,
+                "weight": r.weight,
+                "verdict": verdict.verdict,
+                "samples": verdict.canary_samples,
+                "alpha": verdict.alpha_spent,
+                "reason": verdict.reason[:400],
+            }
+        )
+        self.metrics.verdicts.labels(verdict.verdict).inc()
+        log.info("canary look (%s, %s%%): %s", r.phase, r.weight, verdict.summary())
+        return verdict
+
+
+def judge_frame(
+    frame: pd.DataFrame,
+    r: Rollout,
+    counts: dict[str, dict[str, int]],
+    config: JudgeConfig,
+    *,
+    shadow: bool,
+) -> Judgement:
+    """Split the store's rows into the judge's inputs and judge them (pure; tested directly)."""
+    if frame.empty:
+        frame = pd.DataFrame(
+            columns=["request_id", "variant", "model_version", "score", "decision", "latency_ms"]
+        )
+    mirrored = frame["request_id"].astype(str).str.endswith(SHADOW_SUFFIX)
+    stable_rows = frame[(frame["variant"] == "stable") & ~mirrored & (frame["model_version"] == r.champion)]
+    canary_rows = frame[
+        (frame["variant"] == "canary") & (mirrored == shadow) & (frame["model_version"] == r.candidate)
+    ]
+    c_stable = counts.get("stable", {"requests": 0, "errors": 0})
+    c_canary = counts.get("canary", {"requests": 0, "errors": 0})
+    stable = _variant(stable_rows, c_stable)
+    canary = _variant(canary_rows, c_canary)
+    expectation = (
+        Expectation.from_json(r.expectation)
+        if r.expectation
+        else Expectation.identical(
+            score_sd=float(np.std(logit(stable.scores))) if stable.n > 1 else 1.0,
+            flagged=float(stable.decisions.mean()) if stable.n else 0.05,
+        )
+    )
+    paired = None
+    if shadow:
+        keyed = stable_rows.assign(request_id=stable_rows["request_id"].map(shadow_id))
+        both = keyed.merge(canary_rows, on="request_id", suffixes=("_s", "_c"))
+        paired = Paired(
+            both["score_s"].to_numpy(float),
+            both["score_c"].to_numpy(float),
+            both["decision_s"].to_numpy(bool),
+            both["decision_c"].to_numpy(bool),
+        )
+    mode = "paired" if shadow else "split"
+    return judge(
+        stable, canary, expectation, config, previous_fraction=r.fraction.get(mode, 0.0), paired=paired
+    )
+
+
+def _variant(rows: pd.DataFrame, counts: dict[str, int]) -> Variant:
+    n = len(rows)
+    # The store only holds answered requests; the router counted the failures too.
+    requests = max(int(counts.get("requests", 0)), n)
+    return Variant.of(
+        rows["score"].to_numpy(float),
+        rows["decision"].to_numpy(bool),
+        rows["latency_ms"].to_numpy(float),
+        requests=requests,
+        errors=int(counts.get("errors", 0)),
+    )
+
+
+def run_daemon(settings: Settings, stop: threading.Event) -> None:
+    """`mlops-lab canary run`: metrics on controller_port, then tick until `stop` is set."""
+    from prometheus_client import start_http_server
+
+    with controller_lock(settings) as mine:
+        if not mine:
+            raise RuntimeError(
+                f"another canary controller holds {settings.canary_state_path.parent}/controller.lock"
+            )
+        controller = Controller(settings)
+        server, thread = start_http_server(
+            settings.controller_port, settings.host, registry=controller.metrics.registry
+        )
+        try:
+            controller.run(stop)
+        finally:
+            server.shutdown()
+            thread.join(timeout=5)
+            controller.close()

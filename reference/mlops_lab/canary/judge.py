@@ -1,0 +1,394 @@
+"""The canary judge: does the candidate behave online the way it behaved in evaluation?
+
+    python -m mlops_lab.canary.judge     # judges an A/A pair and a skewed candidate on generated data
+
+A good retrain is *supposed* to score drifted traffic differently from the champion, so
+"canary scores differ from stable's" cannot mean "roll back". The evaluate step records an
+`Expectation` (how the challenger differed from the champion on production-like rows); the
+judge measures the same quantities online and fails the canary when they leave the expected
+band by more than a tolerance, or when a guardrail (errors, latency) breaks:
+
+  score       mean logit score difference canary - stable, minus the expected shift
+              (paired per request in shadow mode, two independent samples in split mode)
+  decisions   flagged-rate difference (split) or decision agreement (shadow) vs expected
+  errors      canary error rate above stable's by more than the SLO's error budget
+  latency     share of canary requests slower than stable's p95 (5% when equally fast;
+              anything under `latency_floor_ms` counts as equally fast), plus the absolute
+              p99 SLO when stable meets it
+
+Every test is one-sided with a minimum effect size ("differs by more than the tolerance"),
+so an irrelevant but statistically detectable difference never rolls back. Too few canary
+samples is INCONCLUSIVE: the controller waits or aborts, it never promotes on no data.
+
+Repeated looks. The controller looks several times per rollout on growing data; testing at
+a fixed alpha at every look inflates false rollbacks (the bench measures by how much). The
+judge spends the family-wise alpha over the rollout with an O'Brien-Fleming-type spending
+function alpha(t) = 2 - 2 Phi(z_{1-alpha/2} / sqrt(t)), t = canary samples / planned samples:
+look k tests at the increment alpha(t_k) - alpha(t_{k-1}) (a union bound over looks, split
+evenly over the tests), so the false-rollback rate stays below alpha however many looks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from scipy.stats import norm
+
+Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
+
+# Scores are probabilities squashed near 0; their logits are close to normal, so mean
+# differences are stable and a tolerance in SD units means the same thing for every model.
+_EPS = 1e-6
+# A variance floor so that identical deterministic models (every paired difference exactly 0)
+# give a finite statistic.
+_MIN_SE = 1e-9
+
+
+def logit(scores: npt.ArrayLike) -> np.ndarray:
+    p = np.clip(np.asarray(scores, dtype=float), _EPS, 1 - _EPS)
+    return np.asarray(np.log(p / (1 - p)))
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """How the challenger is expected to differ from the champion, measured offline by the
+    evaluate step on production-like rows (both models scoring the same rows)."""
+
+    rows: int
+    score_shift: float  # mean logit(challenger) - mean logit(champion)
+    score_sd: float  # SD of the champion's logit scores: the unit of the score tolerance
+    paired_sd: float  # SD of the per-row logit differences
+    agreement: float  # share of rows on which both models decide the same
+    flagged_champion: float  # flagged rate of each model at its own threshold
+    flagged_challenger: float
+
+    @property
+    def flagged_shift(self) -> float:
+        return self.flagged_challenger - self.flagged_champion
+
+    @classmethod
+    def identical(cls, score_sd: float = 1.0, flagged: float = 0.05) -> Expectation:
+        """The expectation of an A/A canary: no difference at all."""
+        return cls(0, 0.0, score_sd, 0.0, 1.0, flagged, flagged)
+
+    def to_json(self) -> str:
+        return json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in asdict(self).items()})
+
+    @classmethod
+    def from_json(cls, text: str) -> Expectation:
+        return cls(**json.loads(text))
+
+    def describe(self) -> str:
+        return (
+            f"score shift {self.score_shift:+.3f} logit ({self.score_shift / self.score_sd:+.2f} SD), "
+            f"agreement {self.agreement:.1%}, flagged {self.flagged_champion:.1%} -> "
+            f"{self.flagged_challenger:.1%} (on {self.rows:,} rows)"
+        )
+
+
+def expectation_from_scores(
+    champion_scores: npt.ArrayLike,
+    challenger_scores: npt.ArrayLike,
+    champion_threshold: float,
+    challenger_threshold: float,
+) -> Expectation:
+    """The expectation from both models' scores on the same rows (same order)."""
+    champ, chall = np.asarray(champion_scores, dtype=float), np.asarray(challenger_scores, dtype=float)
+    if champ.shape != chall.shape or champ.size < 2:
+        raise ValueError("need at least two rows scored by both models, in the same order")
+    lc, lh = logit(champ), logit(chall)
+    flag_c, flag_h = champ >= champion_threshold, chall >= challenger_threshold
+    return Expectation(
+        rows=int(champ.size),
+        score_shift=float(lh.mean() - lc.mean()),
+        score_sd=float(max(lc.std(ddof=1), _MIN_SE)),
+        paired_sd=float((lh - lc).std(ddof=1)),
+        agreement=float((flag_c == flag_h).mean()),
+        flagged_champion=float(flag_c.mean()),
+        flagged_challenger=float(flag_h.mean()),
+    )
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    alpha: float = 0.01  # family-wise false-rollback budget for the whole rollout
+    planned_samples: int = 2_000  # canary samples at which the whole alpha is spent (t = 1)
+    min_samples: int = 200  # fewer canary samples: INCONCLUSIVE
+    score_tolerance_sd: float = 0.1  # |observed - expected| score shift allowed, in score SDs
+    decision_tolerance: float = 0.02  # flagged-rate (split) or agreement (shadow) slack, absolute
+    error_tolerance: float = 0.001  # extra canary error rate allowed (the SLO's error budget)
+    latency_tolerance: float = 0.03  # extra share of canary requests above stable's p95
+    # Latencies under this count as equally fast: a 40 us scorer taking 50 us is jitter, not
+    # a regression anyone could feel against a 50 ms SLO (and it made the judge fail good models).
+    latency_floor_ms: float = 1.0
+    latency_quantile: float = 0.95
+    slo_p99_ms: float = 50.0
+    sequential: bool = True  # False: test at alpha at every look (the naive judge, for the bench)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha < 1 or self.planned_samples < 1 or self.min_samples < 1:
+            raise ValueError(f"invalid judge config: {self}")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One variant's online observations in the rollout so far."""
+
+    scores: np.ndarray
+    decisions: np.ndarray
+    latency_ms: np.ndarray
+    requests: int  # requests the router sent (from its counters), errors included
+    errors: int
+
+    @classmethod
+    def of(
+        cls,
+        scores: Sequence[float] | np.ndarray,
+        decisions: Sequence[bool] | np.ndarray,
+        latency_ms: Sequence[float] | np.ndarray,
+        requests: int | None = None,
+        errors: int = 0,
+    ) -> Variant:
+        s = np.asarray(scores, dtype=float)
+        return cls(
+            s,
+            np.asarray(decisions, dtype=bool),
+            np.asarray(latency_ms, dtype=float),
+            len(s) + errors if requests is None else requests,
+            errors,
+        )
+
+    @property
+    def n(self) -> int:
+        return int(self.scores.size)
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Shadow mode: the same requests scored by both (stable answered, canary mirrored)."""
+
+    stable_scores: np.ndarray
+    canary_scores: np.ndarray
+    stable_decisions: np.ndarray
+    canary_decisions: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.canary_scores.size)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    failed: bool
+    statistic: float  # the one-sided z beyond the tolerance (larger = worse)
+    boundary: float  # fail when statistic > boundary
+    detail: str
+
+    def describe(self) -> str:
+        mark = "FAIL" if self.failed else "ok"
+        return f"{self.name}: {mark} ({self.detail}; z {self.statistic:.2f} vs {self.boundary:.2f})"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: Verdict
+    checks: tuple[Check, ...]
+    canary_samples: int
+    fraction: float  # information fraction t reached at this look (carry it to the next look)
+    alpha_spent: float  # nominal alpha used by this look, over all its tests
+    reason: str
+    paired: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return f"{self.verdict}: {self.reason}"
+
+
+def spending(t: float, alpha: float) -> float:
+    """O'Brien-Fleming-type alpha spending: almost nothing early, alpha at t = 1."""
+    if t <= 0:
+        return 0.0
+    z = norm.ppf(1 - alpha / 2)
+    return float(2 - 2 * norm.cdf(z / math.sqrt(min(t, 1.0))))
+
+
+def look_alpha(config: JudgeConfig, fraction: float, previous_fraction: float) -> float:
+    """The nominal alpha available to this look (all tests together)."""
+    if not config.sequential:
+        return config.alpha
+    spent = spending(fraction, config.alpha) - spending(previous_fraction, config.alpha)
+    return max(spent, 0.0)
+
+
+def judge(
+    stable: Variant,
+    canary: Variant,
+    expectation: Expectation,
+    config: JudgeConfig,
+    *,
+    previous_fraction: float = 0.0,
+    paired: Paired | None = None,
+) -> Judgement:
+    """One look at the rollout so far. Pure: the caller carries `fraction` to the next look.
+
+    With `paired` (shadow mode) the score and decision tests use the per-request pairs, which
+    cancel the traffic's own variance and need far fewer requests; errors and latency always
+    compare the two variants' samples.
+    """
+    n = paired.n if paired is not None else canary.n
+    if n < config.min_samples or stable.n < config.min_samples:
+        reason = f"too little data: {n} canary / {stable.n} stable samples (< {config.min_samples})"
+        return Judgement("INCONCLUSIVE", (), n, previous_fraction, 0.0, reason, paired is not None)
+    fraction = max(previous_fraction, min(1.0, n / config.planned_samples))
+    if config.sequential and fraction <= previous_fraction:
+        # No new information since the last look: nothing new to spend alpha on.
+        reason = "no new canary samples since the last look"
+        return Judgement("INCONCLUSIVE", (), n, previous_fraction, 0.0, reason, paired is not None)
+    alpha = look_alpha(config, fraction, previous_fraction)
+    tests = 4
+    boundary = float(norm.ppf(1 - alpha / tests)) if alpha > 0 else math.inf
+    if paired is not None:
+        checks = [_paired_score(paired, expectation, config), _agreement(paired, expectation, config)]
+    else:
+        checks = [_score(stable, canary, expectation, config), _flagged(stable, canary, expectation, config)]
+    checks += [_errors(stable, canary, config), _latency(stable, canary, config)]
+    checks = [replace(c, boundary=boundary, failed=c.failed or c.statistic > boundary) for c in checks]
+    slo = _slo_guardrail(stable, canary, config)
+    if slo is not None:
+        checks.append(slo)
+    failed = [c for c in checks if c.failed]
+    if failed:
+        verdict: Verdict = "FAIL"
+        reason = "; ".join(c.describe() for c in failed)
+    else:
+        verdict, reason = "PASS", f"within the expected band on {n:,} canary samples"
+    return Judgement(verdict, tuple(checks), n, fraction, alpha, reason, paired is not None)
+
+
+def _z_beyond(excess: float, se: float) -> float:
+    return excess / max(se, _MIN_SE)
+
+
+def _score(stable: Variant, canary: Variant, exp: Expectation, cfg: JudgeConfig) -> Check:
+    ls, lc = logit(stable.scores), logit(canary.scores)
+    observed = float(lc.mean() - ls.mean())
+    se = math.sqrt(lc.var(ddof=1) / lc.size + ls.var(ddof=1) / ls.size)
+    tolerance = cfg.score_tolerance_sd * exp.score_sd
+    off = observed - exp.score_shift
+    z = _z_beyond(abs(off) - tolerance, se)
+    detail = (
+        f"score shift {observed:+.3f} logit, expected {exp.score_shift:+.3f} "
+        f"+/- {tolerance:.3f} ({off / exp.score_sd:+.2f} SD off)"
+    )
+    return Check("score", False, z, math.inf, detail)
+
+
+def _paired_score(p: Paired, exp: Expectation, cfg: JudgeConfig) -> Check:
+    diff = logit(p.canary_scores) - logit(p.stable_scores)
+    observed = float(diff.mean())
+    se = float(diff.std(ddof=1)) / math.sqrt(diff.size)
+    tolerance = cfg.score_tolerance_sd * exp.score_sd
+    off = observed - exp.score_shift
+    z = _z_beyond(abs(off) - tolerance, se)
+    detail = (
+        f"paired score shift {observed:+.3f} logit, expected {exp.score_shift:+.3f} "
+        f"+/- {tolerance:.3f} ({off / exp.score_sd:+.2f} SD off)"
+    )
+    return Check("score (paired)", False, z, math.inf, detail)
+
+
+def _proportion_se(p: float, n: int) -> float:
+    # Floor p at 1/n: a zero observed rate still has sampling uncertainty.
+    p = min(max(p, 1.0 / n), 1 - 1.0 / n)
+    return p * (1 - p) / n
+
+
+def _flagged(stable: Variant, canary: Variant, exp: Expectation, cfg: JudgeConfig) -> Check:
+    ps, pc = float(stable.decisions.mean()), float(canary.decisions.mean())
+    observed = pc - ps
+    se = math.sqrt(_proportion_se(pc, canary.n) + _proportion_se(ps, stable.n))
+    off = observed - exp.flagged_shift
+    z = _z_beyond(abs(off) - cfg.decision_tolerance, se)
+    detail = (
+        f"flagged {ps:.1%} stable vs {pc:.1%} canary, expected shift {exp.flagged_shift:+.1%} "
+        f"+/- {cfg.decision_tolerance:.1%}"
+    )
+    return Check("decision rate", False, z, math.inf, detail)
+
+
+def _agreement(p: Paired, exp: Expectation, cfg: JudgeConfig) -> Check:
+    agree = float((p.stable_decisions == p.canary_decisions).mean())
+    se = math.sqrt(_proportion_se(agree, p.n))
+    # One-sided: agreeing *more* than expected is never a reason to roll back.
+    z = _z_beyond(exp.agreement - agree - cfg.decision_tolerance, se)
+    detail = f"decision agreement {agree:.1%}, expected {exp.agreement:.1%} - {cfg.decision_tolerance:.1%}"
+    return Check("decision agreement (paired)", False, z, math.inf, detail)
+
+
+def _errors(stable: Variant, canary: Variant, cfg: JudgeConfig) -> Check:
+    ns, nc = max(stable.requests, 1), max(canary.requests, 1)
+    es, ec = stable.errors / ns, canary.errors / nc
+    pooled = (stable.errors + canary.errors) / (ns + nc)
+    se = math.sqrt(_proportion_se(pooled, ns) + _proportion_se(pooled, nc))
+    z = _z_beyond(ec - es - cfg.error_tolerance, se)
+    detail = f"errors {es:.2%} stable vs {ec:.2%} canary (budget +{cfg.error_tolerance:.2%})"
+    return Check("error rate", False, z, math.inf, detail)
+
+
+def _latency(stable: Variant, canary: Variant, cfg: JudgeConfig) -> Check:
+    floor = cfg.latency_floor_ms
+    q = float(np.quantile(np.maximum(stable.latency_ms, floor), cfg.latency_quantile))
+    share = float((np.maximum(canary.latency_ms, floor) > q).mean())
+    base = 1 - cfg.latency_quantile
+    se = math.sqrt(base * (1 - base) / canary.n)
+    z = _z_beyond(share - base - cfg.latency_tolerance, se)
+    detail = (
+        f"{share:.1%} of canary requests slower than stable's p{cfg.latency_quantile * 100:.0f} "
+        f"({q:.2f} ms), expected {base:.0%} + {cfg.latency_tolerance:.0%}"
+    )
+    return Check("latency", False, z, math.inf, detail)
+
+
+def _slo_guardrail(stable: Variant, canary: Variant, cfg: JudgeConfig) -> Check | None:
+    """The absolute p99 SLO. Only blames the canary when stable meets it on the same machine."""
+    p99_c = float(np.quantile(canary.latency_ms, 0.99))
+    p99_s = float(np.quantile(stable.latency_ms, 0.99))
+    if p99_c <= cfg.slo_p99_ms or p99_s > cfg.slo_p99_ms:
+        return None
+    detail = f"canary p99 {p99_c:.1f} ms > SLO {cfg.slo_p99_ms:.0f} ms (stable {p99_s:.1f} ms)"
+    return Check("latency SLO", True, p99_c, cfg.slo_p99_ms, detail)
+
+
+def _main() -> None:
+    from mlops_lab.data.generator import features_only, generate
+    from mlops_lab.data.schema import SCHEMA
+    from mlops_lab.lifecycle.model import Hyperparams, budget_threshold, build_pipeline, scores
+
+    train = generate("baseline", 20_000, seed=1)
+    model = build_pipeline(Hyperparams()).fit(train[SCHEMA.names], train[SCHEMA.label])
+    threshold = budget_threshold(scores(model, train[SCHEMA.names]), 0.05)
+    traffic = features_only(generate("baseline", 6_000, seed=2))
+    s = scores(model, traffic)
+    expect = expectation_from_scores(s, s, threshold, threshold)
+    rng = np.random.default_rng(0)
+    lat = rng.lognormal(0, 0.4, size=s.size)
+    half = s.size // 2
+    stable = Variant.of(s[:half], s[:half] >= threshold, lat[:half])
+    same = Variant.of(s[half:], s[half:] >= threshold, lat[half:])
+    print("A/A:   ", judge(stable, same, expect, JudgeConfig()).summary())
+    skewed = traffic.iloc[half:].assign(amount=traffic["amount"].iloc[half:] * 100)  # cents online
+    k = scores(model, skewed)
+    print(
+        "skewed:", judge(stable, Variant.of(k, k >= threshold, lat[half:]), expect, JudgeConfig()).summary()
+    )
+
+
+if __name__ == "__main__":
+    _main()

@@ -1,0 +1,471 @@
+"""The canary router: a small ASGI app in front of the stable and canary model servers.
+
+    mlops-lab route                        # serves on settings.router_port (8000)
+    curl -s 127.0.0.1:8000/v1/predict -H 'content-type: application/json' -d '{...}'
+    curl -s -H 'authorization: Bearer change-me-local-only' 127.0.0.1:8000/admin/state
+
+What it does, and why each part is there:
+  weighted split   `canary_weight` percent of entities go to the canary ...
+  sticky           ... chosen by a hash of card_id (else request_id), so one card sees one model
+                   for the whole step instead of flapping between two decisions;
+  shadow mode      stable answers every request; a copy goes to the canary, its answer is
+                   discarded and stored under `<request_id>:shadow`, so the judge can pair the
+                   two scores of the same request;
+  passive health   a canary error or timeout is retried on stable (the client never sees it;
+                   counted as a fallback); after `router_unhealthy_after` failures in a row the
+                   canary gets no traffic until one probe `router_probe_after_s` later succeeds;
+  admin            GET /admin/state and POST /admin/weights need the bearer token; weights are
+                   written atomically to disk and read back on start, so a restart keeps them.
+Batch and model-info requests always go to stable. Retrying a prediction on stable is safe:
+predictions have no side effect but the log row, which is idempotent on request_id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import os
+import tempfile
+import time
+import uuid
+import zlib
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from mlops_lab.serving.metrics import LATENCY_BUCKETS
+from mlops_lab.settings import Settings
+
+log = logging.getLogger("mlops_lab.router")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+SHADOW_SUFFIX = ":shadow"
+MAX_BODY = 8 * 1024 * 1024
+# Mirrored requests in flight beyond this are dropped (counted): shadow traffic must never
+# slow the answer the client is waiting for.
+MAX_SHADOW_IN_FLIGHT = 64
+
+
+def shadow_id(request_id: str) -> str:
+    """The id the canary's copy of a request is stored under (request ids are at most 64 chars)."""
+    return request_id[: 64 - len(SHADOW_SUFFIX)] + SHADOW_SUFFIX
+
+
+def bucket_of(key: str) -> int:
+    """A stable 0..99 bucket per entity: the same card always lands on the same side."""
+    return zlib.crc32(key.encode()) % 100
+
+
+@dataclass(frozen=True)
+class Weights:
+    canary_weight: int = 0  # percent of entities sent to the canary
+    shadow: bool = False  # mirror every request to the canary (stable still answers)
+    updated: float = 0.0
+    actor: str = "default"
+    reason: str = "no weights saved yet: everything to stable"
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".partial")
+        try:
+            with os.fdopen(fd, "w") as out:
+                json.dump(asdict(self), out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: Path) -> Weights:
+        """Saved weights, or all-to-stable. An unreadable file also means all-to-stable: unlike
+        a lost cooldown, sending everything to the champion is always safe."""
+        try:
+            return cls(**json.loads(path.read_text()))
+        except FileNotFoundError:
+            return cls()
+        except (ValueError, TypeError) as err:
+            log.error("unreadable router weights %s (%s): sending everything to stable", path, err)
+            return cls(reason=f"unreadable weights file: {err}")
+
+
+def validate_weights(body: Any) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The admin payload, or FastAPI-style field errors."""
+    errors: list[dict[str, Any]] = []
+    if not isinstance(body, dict):
+        return None, [{"loc": ["body"], "msg": "expected a JSON object", "type": "type_error"}]
+    weight = body.get("canary_weight")
+    if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+        errors.append(
+            {"loc": ["body", "canary_weight"], "msg": "an integer from 0 to 100", "type": "value_error"}
+        )
+    shadow = body.get("shadow", False)
+    if not isinstance(shadow, bool):
+        errors.append({"loc": ["body", "shadow"], "msg": "true or false", "type": "type_error"})
+    for key in ("actor", "reason"):
+        if key in body and not isinstance(body[key], str):
+            errors.append({"loc": ["body", key], "msg": "a string", "type": "type_error"})
+    unknown = set(body) - {"canary_weight", "shadow", "actor", "reason"}
+    errors += [
+        {"loc": ["body", k], "msg": "unknown field", "type": "extra_forbidden"} for k in sorted(unknown)
+    ]
+    return (None if errors else body), errors
+
+
+class RouterMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "mlops_router_requests_total",
+            "Prediction requests per variant that handled them; outcome ok|error|fallback",
+            ["variant", "outcome"],
+            registry=r,
+        )
+        self.upstream_latency = Histogram(
+            "mlops_router_upstream_latency_seconds",
+            "Time the upstream model server took, per variant",
+            ["variant"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "mlops_router_fallbacks_total", "Canary failures retried on stable", registry=r
+        )
+        self.shadow_dropped = Counter(
+            "mlops_router_shadow_dropped_total", "Mirrored requests dropped (too many in flight)", registry=r
+        )
+        self.canary_weight = Gauge(
+            "mlops_router_canary_weight", "Percent of entities routed to the canary", registry=r
+        )
+        self.shadow = Gauge("mlops_router_shadow", "1 when requests are mirrored to the canary", registry=r)
+        self.canary_healthy = Gauge(
+            "mlops_router_canary_healthy", "0 while passive health keeps traffic off the canary", registry=r
+        )
+
+
+class CanaryHealth:
+    """Passive health: consecutive failures open the circuit; one probe after a pause closes it."""
+
+    def __init__(self, unhealthy_after: int, probe_after_s: float) -> None:
+        self.unhealthy_after = unhealthy_after
+        self.probe_after_s = probe_after_s
+        self.failures = 0
+        self.open_until = 0.0
+
+    @property
+    def healthy(self) -> bool:
+        return self.failures < self.unhealthy_after
+
+    def allow(self, now: float) -> bool:
+        if self.healthy:
+            return True
+        if now >= self.open_until:
+            self.open_until = now + self.probe_after_s  # one probe per pause
+            return True
+        return False
+
+    def success(self) -> None:
+        self.failures = 0
+
+    def failure(self, now: float) -> None:
+        self.failures += 1
+        if not self.healthy:
+            self.open_until = now + self.probe_after_s
+
+
+class Router:
+    """The ASGI app. One instance per process; `settings` decides ports, token and health."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.upstream = {
+            "stable": f"http://{settings.host}:{settings.stable_port}",
+            "canary": f"http://{settings.host}:{settings.canary_port}",
+        }
+        self.state_path = settings.router_state_path
+        self.weights = Weights.load(self.state_path)
+        self.health = CanaryHealth(settings.router_unhealthy_after, settings.router_probe_after_s)
+        self.metrics = RouterMetrics()
+        # What the canary judge reads: requests and errors per variant since this process started.
+        self.counts = {v: {"requests": 0, "errors": 0} for v in ("stable", "canary")}
+        self.started = time.time()
+        self._session: aiohttp.ClientSession | None = None
+        self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self._token = settings.admin_token.get_secret_value().encode()
+        self._publish_weights()
+
+    # ------------------------------------------------------------------ ASGI plumbing
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        method, path = scope["method"], scope["path"]
+        try:
+            if path == "/v1/predict" and method == "POST":
+                await self._predict(scope, receive, send)
+            elif path in ("/v1/predict/batch", "/v1/model", "/openapi.json", "/docs"):
+                body = await _read_body(receive) if method == "POST" else b""
+                status, payload, ctype, _ = await self._forward("stable", method, path, body, _headers(scope))
+                await _respond(send, status, payload, ctype, {"x-mlops-variant": "stable"})
+            elif path == "/healthz":
+                await _json(send, 200, {"status": "ok"})
+            elif path == "/readyz":
+                await self._readyz(send)
+            elif path == "/metrics":
+                await _respond(send, 200, generate_latest(self.metrics.registry), "text/plain; version=0.0.4")
+            elif path == "/admin/state" and method == "GET":
+                if await self._authorized(scope, send):
+                    await _json(send, 200, self.state())
+            elif path == "/admin/weights" and method == "POST":
+                if await self._authorized(scope, send):
+                    await self._set_weights(receive, send)
+            else:
+                await _json(send, 404, {"detail": f"no route {method} {path}"})
+        except _BodyTooLarge:
+            await _json(send, 413, {"detail": f"body over {MAX_BODY} bytes"})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                limits = aiohttp.TCPConnector(limit=512, keepalive_timeout=30)
+                timeout = aiohttp.ClientTimeout(total=self.settings.router_timeout_s)
+                self._session = aiohttp.ClientSession(connector=limits, timeout=timeout)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._shadow_tasks:  # let mirrored requests finish so their pairs are complete
+                    await asyncio.wait(self._shadow_tasks, timeout=self.settings.router_timeout_s)
+                if self._session is not None:
+                    await self._session.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # ------------------------------------------------------------------ predictions
+    async def _predict(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await _read_body(receive)
+        headers = _headers(scope)
+        w = self.weights
+        if not w.shadow and w.canary_weight == 0:  # the common case: no rollout, nothing to parse
+            await self._answer_from_stable(send, body, headers, outcome="ok")
+            return
+        parsed = _parse(body)
+        key = None
+        if parsed is not None:
+            key = parsed.get("card_id") or parsed.get("request_id")
+        if w.shadow and parsed is not None:
+            # Both copies need the same request id to be paired; give the request one if it has none.
+            rid = parsed.get("request_id") or headers.get("x-request-id") or uuid.uuid4().hex
+            parsed["request_id"] = rid
+            body = json.dumps(parsed).encode()
+            self._mirror(parsed, headers)
+        now = time.monotonic()
+        use_canary = (
+            not w.shadow
+            and w.canary_weight > 0
+            and bucket_of(str(key) if key else uuid.uuid4().hex) < w.canary_weight
+            and self.health.allow(now)
+        )
+        if use_canary:
+            try:
+                status, payload, ctype, elapsed = await self._forward(
+                    "canary", "POST", "/v1/predict", body, headers
+                )
+            except (aiohttp.ClientError, TimeoutError) as err:
+                status, payload, ctype, elapsed = 599, str(err).encode(), "text/plain", 0.0
+            if status < 500:
+                self._count("canary", ok=True, elapsed=elapsed)
+                self.health.success()
+                await _respond(send, status, payload, ctype, {"x-mlops-variant": "canary"})
+                return
+            # The canary failed: the client gets stable's answer instead, and the judge an error.
+            self._count("canary", ok=False, elapsed=elapsed)
+            self.health.failure(time.monotonic())
+            self.metrics.canary_healthy.set(1 if self.health.healthy else 0)
+            self.metrics.fallbacks.inc()
+            await self._answer_from_stable(send, body, headers, outcome="fallback")
+            return
+        await self._answer_from_stable(send, body, headers, outcome="ok")
+
+    async def _answer_from_stable(
+        self, send: Send, body: bytes, headers: dict[str, str], outcome: str
+    ) -> None:
+        try:
+            status, payload, ctype, elapsed = await self._forward(
+                "stable", "POST", "/v1/predict", body, headers
+            )
+        except (aiohttp.ClientError, TimeoutError) as err:
+            self._count("stable", ok=False, elapsed=0.0)
+            await _json(
+                send,
+                503,
+                {"detail": f"stable model server unreachable: {err}"},
+                retry_after=self.settings.retry_after_s,
+            )
+            return
+        self._count("stable", ok=status < 500, elapsed=elapsed, outcome=outcome if status < 500 else "error")
+        self.metrics.canary_healthy.set(1 if self.health.healthy else 0)
+        await _respond(send, status, payload, ctype, {"x-mlops-variant": "stable"})
+
+    def _mirror(self, parsed: dict[str, Any], headers: dict[str, str]) -> None:
+        if len(self._shadow_tasks) >= MAX_SHADOW_IN_FLIGHT:
+            self.metrics.shadow_dropped.inc()
+            return
+        copy = dict(parsed, request_id=shadow_id(str(parsed["request_id"])))
+        task = asyncio.create_task(self._shadow(json.dumps(copy).encode(), headers))
+        self._shadow_tasks.add(task)
+        task.add_done_callback(self._shadow_tasks.discard)
+
+    async def _shadow(self, body: bytes, headers: dict[str, str]) -> None:
+        try:
+            status, _, _, elapsed = await self._forward("canary", "POST", "/v1/predict", body, headers)
+        except (aiohttp.ClientError, TimeoutError):
+            status, elapsed = 599, 0.0
+        self._count("canary", ok=status < 500, elapsed=elapsed, outcome="shadow" if status < 500 else "error")
+        if status < 500:
+            self.health.success()
+        else:
+            self.health.failure(time.monotonic())
+            self.metrics.canary_healthy.set(1 if self.health.healthy else 0)
+
+    def _count(self, variant: str, *, ok: bool, elapsed: float, outcome: str | None = None) -> None:
+        self.counts[variant]["requests"] += 1
+        if not ok:
+            self.counts[variant]["errors"] += 1
+        self.metrics.requests.labels(variant, outcome or ("ok" if ok else "error")).inc()
+        if elapsed:
+            self.metrics.upstream_latency.labels(variant).observe(elapsed)
+
+    async def _forward(
+        self, variant: str, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes, str, float]:
+        assert self._session is not None, "the lifespan startup did not run"
+        forward = {k: v for k, v in headers.items() if k in ("content-type", "x-request-id", "accept")}
+        t0 = time.perf_counter()
+        async with self._session.request(
+            method, self.upstream[variant] + path, data=body, headers=forward
+        ) as resp:
+            payload = await resp.read()
+            return (
+                resp.status,
+                payload,
+                resp.headers.get("content-type", "application/json"),
+                time.perf_counter() - t0,
+            )
+
+    # ------------------------------------------------------------------ readiness and admin
+    async def _readyz(self, send: Send) -> None:
+        try:
+            status, payload, ctype, _ = await self._forward("stable", "GET", "/readyz", b"", {})
+        except (aiohttp.ClientError, TimeoutError) as err:
+            await _json(
+                send,
+                503,
+                {"ready": False, "reason": f"stable unreachable: {err}"},
+                retry_after=self.settings.retry_after_s,
+            )
+            return
+        extra = {"retry-after": str(self.settings.retry_after_s)} if status != 200 else {}
+        await _respond(send, status, payload, ctype, extra)
+
+    async def _authorized(self, scope: Scope, send: Send) -> bool:
+        given = _headers(scope).get("authorization", "")
+        if hmac.compare_digest(given.encode(), b"Bearer " + self._token):
+            return True
+        await _json(send, 401, {"detail": "admin calls need 'Authorization: Bearer <MLOPS_ADMIN_TOKEN>'"})
+        return False
+
+    async def _set_weights(self, receive: Receive, send: Send) -> None:
+        body, errors = validate_weights(_parse(await _read_body(receive)))
+        if body is None:
+            await _json(send, 422, {"detail": errors})
+            return
+        new = Weights(
+            canary_weight=int(body["canary_weight"]),
+            shadow=bool(body.get("shadow", False)),
+            updated=time.time(),
+            actor=str(body.get("actor", "admin")),
+            reason=str(body.get("reason", "")),
+        )
+        new.save(self.state_path)  # on disk first: a crash right after still restarts with these weights
+        self.weights = new
+        if new.canary_weight > 0 or new.shadow:
+            self.health.success()  # a new rollout starts with a healthy canary
+        self._publish_weights()
+        log.info(
+            "weights -> canary %s%%, shadow %s (%s: %s)", new.canary_weight, new.shadow, new.actor, new.reason
+        )
+        await _json(send, 200, self.state())
+
+    def _publish_weights(self) -> None:
+        self.metrics.canary_weight.set(self.weights.canary_weight)
+        self.metrics.shadow.set(1 if self.weights.shadow else 0)
+        self.metrics.canary_healthy.set(1 if self.health.healthy else 0)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            **asdict(self.weights),
+            "canary_healthy": self.health.healthy,
+            "counts": {v: dict(c) for v, c in self.counts.items()},
+            "started": self.started,
+        }
+
+
+def create_router(settings: Settings) -> Router:
+    return Router(settings)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def _parse(body: bytes) -> dict[str, Any] | None:
+    with contextlib.suppress(ValueError, UnicodeDecodeError):
+        parsed = json.loads(body)
+        if isinstance(parsed, dict):
+            return parsed
+    return None  # not JSON: stable answers with its 422
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None
+) -> None:
+    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _json(send: Send, status: int, payload: Any, retry_after: int | None = None) -> None:
+    extra = {"retry-after": str(retry_after)} if retry_after is not None else None
+    await _respond(send, status, json.dumps(payload).encode(), "application/json", extra)

@@ -1,0 +1,362 @@
+"""The retraining pipeline's steps: plain, idempotent functions over a run directory.
+
+    python -m mlops_lab.pipeline.steps --reason "drift on amount"          # all steps, in-process
+    python -m mlops_lab.pipeline.steps --run-id RUN_ID --reason "..."      # resume a crashed run
+    mlops-lab retrain --in-process                                          # the same, from the CLI
+
+extract -> validate -> train -> evaluate -> register -> stage_challenger. Each finished step
+writes `<step>.json` in `home/pipeline/runs/<run_id>/` (see `rundir`); running the same run id
+again skips finished steps, so a crashed run resumes where it stopped and never registers a
+second version. A step that refuses to go on (bad data, a failed gate) raises `PipelineStopped`
+and records why in `failed.json`; the Airflow DAG (`pipeline.dag`) and the Kubernetes Job call
+the same functions, through `run_step`.
+
+  extract           the base training set (home/data/train.parquet, if any) plus the stable
+                    variant's predictions whose delayed labels have arrived (training.parquet);
+                    the newest `pipeline_recent_rows` predictions, labelled or not (recent.parquet)
+  validate          the new production rows against the champion's reference (pipeline.validate)
+  train             fit, log and register a version with lineage tags (lifecycle.train)
+  evaluate          the gate against the champion; the canary expectation (both models score
+                    recent.parquet) as the version tag `canary_expectation`
+  register          mark the version a candidate (tag gate_passed, description)
+  stage_challenger  move @challenger to it (audited, actor "pipeline")
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from mlops_lab.canary.judge import Expectation, expectation_from_scores
+from mlops_lab.data.io import fingerprint, read_frame, write_frame
+from mlops_lab.data.schema import ENTITY, LABEL, SCHEMA
+from mlops_lab.lifecycle import registry
+from mlops_lab.lifecycle.model import scores
+from mlops_lab.lifecycle.release import gate_version
+from mlops_lab.lifecycle.tracking import CHALLENGER, CHAMPION, client_for, version_by_alias
+from mlops_lab.lifecycle.train import (
+    HOLDOUT_ARTIFACT,
+    REFERENCE_ARTIFACT,
+    load_model,
+    load_run_frame,
+    threshold_of,
+    train,
+)
+from mlops_lab.pipeline.rundir import (
+    FAILED_FILE,
+    STEPS,
+    PipelineResult,
+    RunContext,
+    begin_run,
+    new_run_id,
+    read_json,
+    read_result,
+    record_failure,
+    utc_now,
+    write_json,
+)
+from mlops_lab.pipeline.validate import PipelineStopped, ValidationFailed, validate_rows
+from mlops_lab.settings import Settings
+from mlops_lab.store.db import Store
+
+log = logging.getLogger(__name__)
+
+# Fewer rows than this is not a training set: the run stops at extract instead of fitting noise.
+MIN_TRAIN_ROWS = 1_000
+# The canary expectation needs production-like rows; with fewer recent predictions than this
+# (a retrain before any traffic), the new version's holdout stands in for them.
+MIN_EXPECTATION_ROWS = 200
+EXPECTATION_TAG = "canary_expectation"
+_PREDICTION_COLUMNS = ("id", "variant", "model_version", "score", "decision", "latency_ms")
+
+
+class GateFailed(PipelineStopped):
+    """The evaluation gate refused the new version; no challenger is staged."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("evaluate", "gate", detail)
+
+
+# ---------------------------------------------------------------- steps
+def extract(ctx: RunContext) -> dict[str, Any]:
+    s = ctx.settings
+    champion = version_by_alias(client_for(s), s.model_name, CHAMPION)
+    base_path = s.home / "data" / "train.parquet"
+    base = read_frame(base_path).drop(columns=[ENTITY], errors="ignore") if base_path.exists() else None
+    store = Store(s.resolved_store_url)
+    try:
+        served, labels = store.predictions_frame(variant="stable"), store.labels_frame()
+    finally:
+        store.dispose()
+    served = served.drop(columns=[c for c in _PREDICTION_COLUMNS if c in served.columns])
+    arrived = labels[["request_id", "label"]].drop_duplicates("request_id").rename(columns={"label": LABEL})
+    new = served.merge(arrived, on="request_id", how="inner") if not served.empty else pd.DataFrame()
+    recent = served.tail(s.pipeline_recent_rows)
+    parts = [f.drop(columns=["request_id", "ts"], errors="ignore") for f in (base, new) if f is not None]
+    training = _ordered(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame()
+    for name, frame in (("new", new), ("recent", recent), ("training", training)):
+        write_frame(_parquet_safe(frame), ctx.dir / f"{name}.parquet")
+    training = read_frame(ctx.dir / "training.parquet")  # fingerprint what the next steps will read
+    outputs = {
+        "parent_version": str(champion.version) if champion is not None else None,
+        "base_rows": 0 if base is None else len(base),
+        "base_path": str(base_path) if base is not None else None,
+        "new_rows": len(new),
+        "recent_rows": len(recent),
+        "training_rows": len(training),
+        "data_fingerprint": fingerprint(training),
+    }
+    if len(training) < MIN_TRAIN_ROWS:
+        raise PipelineStopped(
+            "extract",
+            "no_data",
+            f"{len(training):,} training rows (base {outputs['base_rows']:,}, "
+            f"labelled production {len(new):,}); at least {MIN_TRAIN_ROWS:,} needed",
+        )
+    return outputs
+
+
+def validate(ctx: RunContext) -> dict[str, Any]:
+    s = ctx.settings
+    new, recent = read_frame(ctx.dir / "new.parquet"), read_frame(ctx.dir / "recent.parquet")
+    production = pd.concat([new, recent], ignore_index=True)
+    if "request_id" in production.columns:
+        production = production.drop_duplicates("request_id")
+    parent = ctx.outputs("extract")["parent_version"]
+    reference = None
+    if parent is not None:
+        run = client_for(s).get_model_version(s.model_name, parent).run_id
+        reference = load_run_frame(s, str(run), REFERENCE_ARTIFACT)
+    # The newest rows alone first: a recent upstream break is diluted in all the labelled rows.
+    for rows, training in ((recent, None), (production, read_frame(ctx.dir / "training.parquet"))):
+        report = validate_rows(
+            rows, reference, max_null_fraction=s.monitor_max_null_fraction, training=training
+        )
+        if not report.passed:
+            raise ValidationFailed.from_report(report)
+    return {"production_rows": report.rows, "checked": list(report.checked), "summary": report.summary()}
+
+
+def train_step(ctx: RunContext) -> dict[str, Any]:
+    s = ctx.settings
+    client = client_for(s)
+    extracted = ctx.outputs("extract")
+    existing = _version_of_run(ctx)
+    if existing is not None:  # registered by an attempt that crashed before writing train.json
+        mv = client.get_model_version(s.model_name, existing)
+        log.info("run %s already registered v%s; not training again", ctx.run_id, existing)
+        tags = dict(mv.tags or {})
+        return {
+            "version": existing,
+            "mlflow_run_id": mv.run_id,
+            "data_fingerprint": tags.get("data_fingerprint"),
+        }
+    data = read_frame(ctx.dir / "training.parquet")[[*SCHEMA.names, LABEL]]
+    lineage = {
+        "trigger_reason": ctx.reason[:500],
+        "parent_version": extracted["parent_version"] or "none",
+        "dag_run_id": ctx.dag_run_id,
+        "pipeline_run_id": ctx.run_id,
+    }
+    result = train(s, data, lineage=lineage)
+    return {
+        "version": result.version,
+        "mlflow_run_id": result.run_id,
+        "data_fingerprint": result.data_fingerprint,
+        "threshold": result.threshold,
+        "metrics": result.metrics,
+    }
+
+
+def evaluate(ctx: RunContext) -> dict[str, Any]:
+    s = ctx.settings
+    client = client_for(s)
+    version = ctx.outputs("train")["version"]
+    verdict, champion = gate_version(s, version)
+    client.set_model_version_tag(s.model_name, version, "gate", verdict.summary()[:500])
+    if not verdict.passed:
+        raise GateFailed("; ".join(verdict.reasons))
+    outputs: dict[str, Any] = {"gate": verdict.summary(), "champion_version": champion, "expectation": None}
+    if champion is None:  # the first version: there is no stable model for a canary to differ from
+        return outputs
+    rows, source = read_frame(ctx.dir / "recent.parquet"), "recent production"
+    if len(rows) < MIN_EXPECTATION_ROWS:
+        mv = client.get_model_version(s.model_name, version)
+        rows, source = load_run_frame(s, str(mv.run_id), HOLDOUT_ARTIFACT), "holdout"
+    features = rows[SCHEMA.names]
+    champion_tags = dict(client.get_model_version(s.model_name, champion).tags or {})
+    version_tags = dict(client.get_model_version(s.model_name, version).tags or {})
+    expectation = expectation_from_scores(
+        scores(load_model(s, champion), features),
+        scores(load_model(s, version), features),
+        threshold_of(champion_tags),
+        threshold_of(version_tags),
+    )
+    client.set_model_version_tag(s.model_name, version, EXPECTATION_TAG, expectation.to_json())
+    client.set_model_version_tag(
+        s.model_name, version, f"{EXPECTATION_TAG}_source", f"{source} ({len(rows)} rows)"
+    )
+    return {**outputs, "expectation": expectation.to_json(), "expectation_source": source}
+
+
+def register(ctx: RunContext) -> dict[str, Any]:
+    s = ctx.settings
+    client = client_for(s)
+    version = ctx.outputs("train")["version"]
+    client.set_model_version_tag(s.model_name, version, "gate_passed", "true")
+    client.update_model_version(
+        s.model_name, version, description=f"candidate from pipeline run {ctx.run_id}: {ctx.reason}"[:1000]
+    )
+    return {"version": version}
+
+
+def stage_challenger(ctx: RunContext) -> dict[str, Any]:
+    s = ctx.settings
+    client = client_for(s)
+    version = ctx.outputs("train")["version"]
+    current = version_by_alias(client, s.model_name, CHALLENGER)
+    previous = str(current.version) if current is not None else None
+    if previous != version:  # an attempt that crashed after the move does not audit it twice
+        store = Store(s.resolved_store_url)
+        try:
+            registry.set_alias(
+                client,
+                store,
+                s.model_name,
+                CHALLENGER,
+                version,
+                actor="pipeline",
+                reason=ctx.reason,
+                action="stage",
+            )
+        finally:
+            store.dispose()
+    return {"version": version, "alias": CHALLENGER, "previous": previous}
+
+
+STEP_FUNCTIONS: dict[str, Callable[[RunContext], dict[str, Any]]] = {
+    "extract": extract,
+    "validate": validate,
+    "train": train_step,
+    "evaluate": evaluate,
+    "register": register,
+    "stage_challenger": stage_challenger,
+}
+assert tuple(STEP_FUNCTIONS) == STEPS
+
+
+# ---------------------------------------------------------------- running
+def run_step(
+    settings: Settings, run_id: str, step: str, *, reason: str, dag_run_id: str | None = None
+) -> tuple[dict[str, Any], bool]:
+    """Run one step unless it already finished. Returns (its outputs, whether it was skipped).
+
+    A PipelineStopped or any other exception is recorded in failed.json and re-raised.
+    """
+    ctx = begin_run(settings, run_id, reason, dag_run_id)
+    done = read_json(ctx.dir / f"{step}.json")
+    if done is not None:
+        log.info("run %s: %s already finished, skipped", run_id, step)
+        return done, True
+    log.info("run %s: %s ...", run_id, step)
+    start = time.monotonic()
+    try:
+        outputs = STEP_FUNCTIONS[step](ctx)
+    except PipelineStopped as stop:
+        record_failure(ctx, step, "stopped", stop.reason, stop.detail)
+        raise
+    except Exception as exc:
+        record_failure(ctx, step, "crashed", type(exc).__name__, str(exc)[:2000])
+        raise
+    write_json(
+        ctx.dir / f"{step}.json",
+        {
+            **outputs,
+            "finished_at": utc_now(),
+            "took_s": round(time.monotonic() - start, 2),
+            "dag_run_id": ctx.dag_run_id,
+        },
+    )
+    failed = read_json(ctx.dir / FAILED_FILE)
+    if failed is not None and failed.get("step") == step:
+        (ctx.dir / FAILED_FILE).unlink(missing_ok=True)
+    log.info("run %s: %s done", run_id, step)
+    return outputs, False
+
+
+def run_pipeline(
+    settings: Settings, run_id: str, reason: str, *, dag_run_id: str | None = None
+) -> PipelineResult:
+    """Every step in order, in this process. A stop is a result; a crash propagates (recorded)."""
+    skipped: list[str] = []
+    for step in STEPS:
+        try:
+            _, was_done = run_step(settings, run_id, step, reason=reason, dag_run_id=dag_run_id)
+        except PipelineStopped as stop:
+            log.info("run %s stopped: %s", run_id, stop)
+            break
+        if was_done:
+            skipped.append(step)
+    return read_result(settings, run_id, skipped=tuple(skipped))
+
+
+def load_expectation(settings: Settings, version: str) -> Expectation | None:
+    """The canary expectation the evaluate step recorded on `version` (None when there is none)."""
+    mv = client_for(settings).get_model_version(settings.model_name, str(version))
+    text = (mv.tags or {}).get(EXPECTATION_TAG)
+    return Expectation.from_json(text) if text else None
+
+
+# ---------------------------------------------------------------- helpers
+def _version_of_run(ctx: RunContext) -> str | None:
+    """The version an earlier attempt of this run registered, found by the lineage tag on its MLflow run."""
+    s = ctx.settings
+    client = client_for(s)
+    experiment = client.get_experiment_by_name(s.experiment_name)
+    if experiment is None:
+        return None
+    runs = client.search_runs([experiment.experiment_id], f"tags.pipeline_run_id = '{ctx.run_id}'")
+    for run in runs:
+        for mv in client.search_model_versions(f"run_id = '{run.info.run_id}'"):
+            if mv.name == s.model_name:
+                return str(mv.version)
+    return None
+
+
+def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    first = [c for c in [*SCHEMA.names, LABEL] if c in frame.columns]
+    return frame[first + [c for c in frame.columns if c not in first]]
+
+
+def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns that mix types (a producer that sends `hour` as text) become text, so the file is
+    written and validate reports the break instead of the writer crashing on it."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object and out[col].dropna().map(type).nunique() > 1:
+            out[col] = out[col].map(lambda v: v if v is None or v != v else str(v))  # keep nulls
+    return out
+
+
+def _main() -> None:
+    from mlops_lab.lifecycle.tracking import configure_mlflow_env
+    from mlops_lab.settings import get_settings
+
+    parser = argparse.ArgumentParser(description="Run the retraining pipeline in this process.")
+    parser.add_argument("--run-id", default=None, help="resume this run (default: a new run)")
+    parser.add_argument("--reason", default="manual retrain")
+    args = parser.parse_args()
+    configure_mlflow_env()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    result = run_pipeline(get_settings(), args.run_id or new_run_id(), args.reason)
+    print(result.summary())
+    raise SystemExit(0 if result.ok else 1)
+
+
+if __name__ == "__main__":
+    _main()
