@@ -143,6 +143,26 @@ def test_good_retrain_is_shadowed_stepped_and_promoted(system: System) -> None:
     assert {a.variant for a in traffic.answers} == {"stable", "canary"}
 
 
+def test_a_restarted_controller_resumes_the_rollout_where_it_was(system: System) -> None:
+    version = candidate(system, seed=16)
+    traffic = traffic_to(system)
+    first = Controller(system.s)
+    try:
+        deadline = time.monotonic() + 60
+        r = first.tick()
+        while (r is None or r.phase != "step") and time.monotonic() < deadline:
+            time.sleep(0.3)
+            r = first.tick()
+        assert r is not None and r.phase == "step", r
+        looks_before, rollout_id = len(r.looks), r.rollout_id
+    finally:
+        first.close()  # the controller process dies here; its state file stays
+    resumed = roll(system, traffic)
+    assert resumed.rollout_id == rollout_id, "a restart must continue the rollout, not start another"
+    assert len(resumed.looks) > looks_before and resumed.phase == "promoted", resumed.reason
+    assert system.champion() == version
+
+
 def test_skewed_candidate_passes_offline_and_is_rolled_back_online(system: System) -> None:
     before = system.champion()
     version = candidate(system, seed=12, cents=True)

@@ -8,11 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mlops_lab.runtime.supervisor import server_env
 
 from .conftest import make_settings
 
 
+@pytest.mark.timeout(900)  # the whole story with real processes: ~3 min here, slower on a busy CI host
 def test_demo_short_profile_plays_all_five_acts_and_writes_the_report(tmp_path: Path) -> None:
     s = make_settings(tmp_path)
     env = {**server_env(s), "PATH": os.environ["PATH"]}

@@ -244,7 +244,7 @@ class Story:
         self.sampler: Sampler | None = None
         self.labels_stop = threading.Event()
         self.labels_thread: threading.Thread | None = None
-        self.switches: list[tuple[float, str]] = []  # (traffic time, scenario)
+        self.switches: list[tuple[float, str]] = []  # (timeline time, scenario), for the drift plot
         self.rollouts: dict[str, dict[str, Any]] = {}  # version -> what happened, for the plots
         self.store: Store | None = None
 
@@ -310,13 +310,33 @@ class Story:
         self.report.data["batch"] = {"rows": res.rows, "seconds": dt}
 
         self.traffic = Traffic(self.router, p.traffic_rps, concurrency=16, seed=s.seed + 7).start()
-        self.switches.append((0.0, "baseline"))
+        self.switches.append((self.tl.now(), "baseline"))
         self.sampler = Sampler(s, tl).start()
         self.labels_thread = threading.Thread(target=self._deliver_labels, name="labels", daemon=True)
         self.labels_thread.start()
         tl.step(
             "production traffic", f"{p.traffic_rps:.0f} req/s of baseline transactions through the router"
         )
+
+    def act2_irrelevant_drift(self) -> None:
+        tl = self.tl
+        tl.act("Act 2: drift in a feature the model ignores")
+        assert self.sampler is not None
+        switched = self._switch("irrelevant_drift")
+
+        def enough() -> bool:
+            assert self.sampler is not None
+            return len(self.sampler.windows_since(switched)) >= self.p.irrelevant_windows
+
+        _wait(enough, 240, "the monitor closed too few windows of irrelevant drift")
+        windows = self.sampler.windows_since(switched)
+        for w in windows:
+            tl.step(f"window {w['window']}", _window_line(w))
+        if self.sampler.monitor_status.get("last_trigger"):
+            raise StoryFailed("irrelevant drift triggered retraining")
+        if not any("device_os" in (w.get("drifted_columns") or []) for w in windows):
+            raise StoryFailed("the monitor never saw the device_os drift")
+        tl.step("no retraining", "drift only on features that carry little of the model's importance")
 
     def act3_drift_retrain(self) -> None:
         tl, s = self.tl, self.s
@@ -399,26 +419,6 @@ class Story:
         tl.step(f"v{version} rolled back", f"@champion stays v{champion}")
         self.report.data["bad_candidate"] = {"version": version, "reason": r.reason}
 
-    def act2_irrelevant_drift(self) -> None:
-        tl = self.tl
-        tl.act("Act 2: drift in a feature the model ignores")
-        assert self.sampler is not None
-        switched = self._switch("irrelevant_drift")
-
-        def enough() -> bool:
-            assert self.sampler is not None
-            return len(self.sampler.windows_since(switched)) >= self.p.irrelevant_windows
-
-        _wait(enough, 240, "the monitor closed too few windows of irrelevant drift")
-        windows = self.sampler.windows_since(switched)
-        for w in windows:
-            tl.step(f"window {w['window']}", _window_line(w))
-        if self.sampler.monitor_status.get("last_trigger"):
-            raise StoryFailed("irrelevant drift triggered retraining")
-        if not any("device_os" in (w.get("drifted_columns") or []) for w in windows):
-            raise StoryFailed("the monitor never saw the device_os drift")
-        tl.step("no retraining", "drift only on features that carry little of the model's importance")
-
     # ------------------------------------------------------------------ helpers
     def _follow_rollout(self, version: str, timeout_s: float) -> Any:
         shown: set[tuple[str, int]] = set()
@@ -443,7 +443,7 @@ class Story:
         """Switch the traffic's scenario; returns when (UTC), to tell old windows from new."""
         assert self.traffic is not None
         self.traffic.switch(scenario)
-        self.switches.append((self.traffic.now(), scenario))
+        self.switches.append((self.tl.now(), scenario))
         self.tl.step(f"traffic -> {scenario}", "")
         return datetime.now(UTC)
 
@@ -491,7 +491,7 @@ class Story:
             rep.data["traffic"] = per_variant
             plots.latency_per_variant(rep, self.traffic.answers)
         if self.sampler is not None:
-            plots.drift_windows(rep, list(self.sampler.windows.values()), self.switches_in_timeline())
+            plots.drift_windows(rep, list(self.sampler.windows.values()), self.switches)
             plots.router_weights(rep, self.sampler.weights)
             rep.data["windows"] = list(self.sampler.windows.values())
         if store is not None:
@@ -509,16 +509,6 @@ class Story:
             rep.table("Audit log", audit, ["time", "actor", "action", "version", "reason"])
             rep.data["champion_history"] = history(store, self.s.model_name)
             store.dispose()
-
-    def switches_in_timeline(self) -> list[tuple[float, str]]:
-        """Scenario switches on the timeline's clock (the sampler's), not the traffic's."""
-        return [(t, name) for t, name in _timeline_switches(self.tl)]
-
-
-def _timeline_switches(tl: Timeline) -> list[tuple[float, str]]:
-    return [
-        (t, what.removeprefix("traffic -> ")) for t, what, _ in tl.events if what.startswith("traffic -> ")
-    ]
 
 
 def _utc(text: str) -> datetime:
