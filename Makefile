@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test bench lint fmt lock up down status clean
+.PHONY: help setup demo test bench lint fmt lock up down status clean docs docs-serve
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -27,6 +27,12 @@ bench: setup ## benchmarks -> var/bench/{serving,router,canary,drift}.{json,md} 
 	@$(BIN)/python -m mlops_lab.bench.router
 	@$(BIN)/python -m mlops_lab.bench.canary
 	@$(BIN)/python -m mlops_lab.bench.drift
+
+docs: setup ## build the docs site (strict) into var/site
+	@NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet && echo "docs: var/site/index.html"
+
+docs-serve: setup ## serve the docs site on http://127.0.0.1:8080 with live reload
+	@NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8080
 
 lint: setup ## ruff + mypy
 	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
