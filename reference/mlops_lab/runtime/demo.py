@@ -311,7 +311,6 @@ class Story:
         self.report.data["batch"] = {"rows": res.rows, "seconds": dt}
 
         self.traffic = Traffic(self.router, p.traffic_rps, concurrency=16, seed=s.seed + 7).start()
-        self.switches.append((self.tl.now(), "baseline"))
         self.sampler = Sampler(s, tl).start()
         self.labels_thread = threading.Thread(target=self._deliver_labels, name="labels", daemon=True)
         self.labels_thread.start()

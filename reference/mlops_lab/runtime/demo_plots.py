@@ -30,7 +30,10 @@ def drift_windows(report: Report, windows: list[dict[str, Any]], switches: list[
     fig, ax = new_figure(9, 3.4)
     ax.plot(t, [w.get("share_drifted") or 0.0 for w in windows], "o-", label="share of columns drifted")
     ax.plot(
-        t, [w.get("importance_share") or 0.0 for w in windows], "s-", label="importance carried by drifted"
+        t,
+        [w.get("importance_share") or 0.0 for w in windows],
+        "s-",
+        label="importance of drifted columns (severity-weighted)",
     )
     triggers = [w["t"] for w in windows if w.get("trigger")]
     for x in triggers:
@@ -39,7 +42,7 @@ def drift_windows(report: Report, windows: list[dict[str, Any]], switches: list[
         )
     for x, name in switches:
         ax.axvline(x, color="#6e7781", linestyle=":")
-        ax.text(x, 1.02, name, rotation=0, fontsize=7, transform=ax.get_xaxis_transform())
+        ax.text(x, 0.98, f" {name}", rotation=90, va="top", fontsize=7, transform=ax.get_xaxis_transform())
     ax.set(
         xlabel="seconds into the demo", ylabel="share", ylim=(0, 1.05), title="Drift per monitoring window"
     )
@@ -48,7 +51,8 @@ def drift_windows(report: Report, windows: list[dict[str, Any]], switches: list[
         "Drift per window",
         fig,
         "Each point is one window of stable-variant predictions against the champion's training reference. "
-        "Retraining needs drift on features that matter (importance) for K windows in a row.",
+        "Retraining needs drift on features that matter (importance, weighted by how far past its "
+        "threshold each column is) for K windows in a row.",
     )
 
 
