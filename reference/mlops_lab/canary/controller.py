@@ -28,7 +28,6 @@ import fcntl
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 import uuid
@@ -45,6 +44,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from mlops_lab.canary.judge import Expectation, JudgeConfig, Judgement, Paired, Variant, judge, logit
 from mlops_lab.canary.router import SHADOW_SUFFIX, shadow_id
+from mlops_lab.data.io import write_json_atomic
 from mlops_lab.lifecycle import registry
 from mlops_lab.lifecycle.tracking import CHALLENGER, CHAMPION, client_for, version_by_alias
 from mlops_lab.settings import Settings
@@ -105,20 +105,6 @@ class ControllerState:
         return cls(Rollout(**r) if r else None, dict(data.get("judged", {})))
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".partial")
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load_state(settings: Settings) -> ControllerState:
     path = settings.canary_state_path
     if not path.exists():
@@ -131,7 +117,7 @@ def load_state(settings: Settings) -> ControllerState:
 
 
 def save_state(settings: Settings, state: ControllerState) -> None:
-    _write_atomic(settings.canary_state_path, json.dumps(state.to_json(), indent=1))
+    write_json_atomic(settings.canary_state_path, state.to_json(), indent=1)
 
 
 def abort_path(settings: Settings) -> Path:
@@ -140,7 +126,7 @@ def abort_path(settings: Settings) -> Path:
 
 def request_abort(settings: Settings, reason: str) -> None:
     """Ask the controller (daemon or next foreground tick) to roll the current canary back."""
-    _write_atomic(abort_path(settings), reason or "aborted by operator")
+    write_json_atomic(abort_path(settings), {"reason": reason or "aborted by operator"})
 
 
 @contextlib.contextmanager
@@ -478,9 +464,11 @@ class Controller:
     def _take_abort(self) -> str | None:
         path = abort_path(self.settings)
         try:
-            reason = path.read_text().strip()
+            reason = str(json.loads(path.read_text())["reason"])
         except FileNotFoundError:
             return None
+        except (ValueError, KeyError):
+            reason = "aborted by operator (unreadable abort request)"
         path.unlink(missing_ok=True)
         return reason
 

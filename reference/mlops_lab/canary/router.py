@@ -27,8 +27,6 @@ import contextlib
 import hmac
 import json
 import logging
-import os
-import tempfile
 import time
 import uuid
 import zlib
@@ -40,6 +38,7 @@ from typing import Any
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from mlops_lab.data.io import write_json_atomic
 from mlops_lab.serving.metrics import LATENCY_BUCKETS
 from mlops_lab.settings import Settings
 
@@ -76,17 +75,7 @@ class Weights:
     reason: str = "no weights saved yet: everything to stable"
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".partial")
-        try:
-            with os.fdopen(fd, "w") as out:
-                json.dump(asdict(self), out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_json_atomic(path, asdict(self))
 
     @classmethod
     def load(cls, path: Path) -> Weights:

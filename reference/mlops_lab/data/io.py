@@ -1,4 +1,4 @@
-"""Read and write frames by file extension (.parquet or .csv), atomically.
+"""Read and write frames by file extension (.parquet or .csv), and JSON state files, atomically.
 
 python -c "from mlops_lab.data.io import read_frame; print(read_frame('var/data/train.parquet').shape)"
 """
@@ -6,9 +6,11 @@ python -c "from mlops_lab.data.io import read_frame; print(read_frame('var/data/
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -47,6 +49,22 @@ def write_frame(frame: pd.DataFrame, path: Path | str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json_atomic(path: Path, data: Any, *, indent: int | None = None) -> None:
+    """Write JSON to a temporary file in the same folder, fsync, then rename: a crash leaves the
+    old file or the new one, never half of one (state files the lab resumes from depend on it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "w") as out:
+            json.dump(data, out, indent=indent, default=str)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def fingerprint(frame: pd.DataFrame) -> str:

@@ -19,8 +19,6 @@ trigger time); `save` writes it atomically, so a crash never leaves half a file.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mlops_lab.data.io import write_json_atomic
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.lifecycle.model import scores
 from mlops_lab.settings import Settings
@@ -127,18 +126,8 @@ class PolicyState:
         return cls(int(data.get("consecutive", 0)), datetime.fromisoformat(last) if last else None)
 
     def save(self, path: Path) -> None:
-        """Write atomically: a temp file in the same folder, then os.replace (never half a file)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".partial")
-        try:
-            with os.fdopen(fd, "w") as out:
-                json.dump(self.to_json(), out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Write atomically (never half a file: the cooldown must survive a crash)."""
+        write_json_atomic(path, self.to_json())
 
     @classmethod
     def load(cls, path: Path) -> PolicyState:

@@ -12,12 +12,11 @@ as /v1/status and home/monitor/windows.jsonl show it.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_lab.data.io import write_json_atomic
 from mlops_lab.monitoring.policy import Decision, PolicyState
 from mlops_lab.monitoring.window import WindowVerdict
 
@@ -108,20 +107,6 @@ class WindowReport:
             "consecutive": self.consecutive,
             "report": f"/reports/{self.report}" if self.report else None,
         }
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".partial")
-    try:
-        with os.fdopen(fd, "w") as out:
-            json.dump(data, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:

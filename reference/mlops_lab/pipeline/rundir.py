@@ -18,14 +18,13 @@ the run started (a resume keeps it) and the DAG run executing this attempt.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from mlops_lab.data.io import write_json_atomic
 from mlops_lab.settings import Settings
 
 DAG_ID = "retrain_fraud_detector"  # the Airflow DAG (pipeline.dag) that runs these steps
@@ -86,17 +85,7 @@ def run_dir(settings: Settings, run_id: str) -> Path:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(path, data, indent=2)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
