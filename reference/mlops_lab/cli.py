@@ -18,7 +18,7 @@ import logging
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 import httpx
 import typer
@@ -208,6 +208,23 @@ def registry_history() -> None:
 
 
 # ---------------------------------------------------------------- serving
+def _serve_forever(app_: Any, host: str, port: int) -> None:
+    """One uvicorn worker in the foreground (scale by processes), lifespan on, 30 s to drain."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        app_,
+        host=host,
+        port=port,
+        workers=1,
+        access_log=False,
+        log_level="info",
+        lifespan="on",
+        timeout_graceful_shutdown=30,
+    )
+
+
 @app.command()
 def serve(
     variant: Annotated[
@@ -216,24 +233,13 @@ def serve(
     port: Annotated[int | None, typer.Option(help="default: the variant's port setting")] = None,
 ) -> None:
     """Run one model server (one uvicorn worker) in the foreground."""
-    import uvicorn
-
     from mlops_lab.serving.app import create_app
 
     if variant not in ("stable", "canary"):
         raise typer.BadParameter("variant must be stable or canary")
     which = cast(Variant, variant)
     s = _settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(
-        create_app(s, which),
-        host=s.host,
-        port=port or s.port_of(which),
-        workers=1,
-        access_log=False,
-        log_level="info",
-        timeout_graceful_shutdown=30,
-    )
+    _serve_forever(create_app(s, which), s.host, port or s.port_of(which))
 
 
 @app.command()
@@ -241,21 +247,10 @@ def monitor(
     port: Annotated[int | None, typer.Option(help="default: the monitor_port setting")] = None,
 ) -> None:
     """Run the drift monitor (one uvicorn worker) in the foreground: windows, gauges, retraining."""
-    import uvicorn
-
     from mlops_lab.monitoring.service import create_monitor_app
 
     s = _settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(
-        create_monitor_app(s),
-        host=s.host,
-        port=port or s.monitor_port,
-        workers=1,
-        access_log=False,
-        log_level="info",
-        timeout_graceful_shutdown=30,
-    )
+    _serve_forever(create_monitor_app(s), s.host, port or s.monitor_port)
 
 
 @app.command("batch-predict")
@@ -306,22 +301,10 @@ def retrain(
 @app.command()
 def route(port: Annotated[int | None, typer.Option(help="default: the router_port setting")] = None) -> None:
     """Run the canary router (weighted, sticky, shadow, passive health) in the foreground."""
-    import uvicorn
-
     from mlops_lab.canary.router import create_router
 
     s = _settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(
-        create_router(s),
-        host=s.host,
-        port=port or s.router_port,
-        workers=1,
-        access_log=False,
-        log_level="info",
-        lifespan="on",
-        timeout_graceful_shutdown=30,
-    )
+    _serve_forever(create_router(s), s.host, port or s.router_port)
 
 
 @canary_app.command("run")
