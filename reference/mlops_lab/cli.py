@@ -442,7 +442,7 @@ def up(
         console.print(f"{'mlflow':10} up at {s.mlflow_server_uri}")
     sup.start_all(specs)
     for spec in specs:
-        console.print(f"{spec.name:10} up at {spec.health_url.rsplit('/', 1)[0]}")
+        console.print(f"{spec.name:10} up at http://{s.host}:{spec.port}")
     if not only or "stable" in only:
         console.print(
             "model servers are ready once @champion (stable) / @challenger (canary) exist: see /readyz"
