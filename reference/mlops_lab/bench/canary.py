@@ -22,8 +22,6 @@ the controller calls it. Scores come from real models trained on generated data:
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -31,6 +29,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import beta
 
+from mlops_lab.bench.report import write_outputs
 from mlops_lab.canary.controller import judge_config
 from mlops_lab.canary.judge import (
     Expectation,
@@ -331,18 +330,7 @@ def main() -> None:
     args = parser.parse_args()
     doc = run(args.runs)
     doc["goals"] = goals(doc)
-    folder = get_settings().home / "bench"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "canary.json").write_text(json.dumps(doc, indent=1, default=_json_default))
-    text = markdown(doc)
-    (folder / "canary.md").write_text(text)
-    print(text)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return str(value)
+    write_outputs("canary", doc, markdown(doc))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ call the monitor makes), and the window verdicts go through the real trigger pol
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_lab.bench.canary import clopper_pearson_upper
+from mlops_lab.bench.report import write_outputs
 from mlops_lab.data.generator import features_only, generate
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.lifecycle.model import Hyperparams, build_pipeline
@@ -212,12 +212,7 @@ def main() -> None:
     args = parser.parse_args()
     doc = run(args.null_windows, args.power_windows)
     doc["goals"] = goals(doc)
-    folder = get_settings().home / "bench"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "drift.json").write_text(json.dumps(doc, indent=1, default=str))
-    text = markdown(doc)
-    (folder / "drift.md").write_text(text)
-    print(text)
+    write_outputs("drift", doc, markdown(doc))
 
 
 if __name__ == "__main__":

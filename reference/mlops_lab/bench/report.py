@@ -11,8 +11,11 @@ print(r.render_markdown(json.load(open('var/bench/serving.json'))))"
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
+
+from mlops_lab.settings import get_settings
 
 COMMAND = "make bench"
 
@@ -154,3 +157,16 @@ def render_markdown(doc: dict[str, Any]) -> str:
         out.append(f"  - {phase}: {counts}; max {peak}; total {total}")
     out += [f"- Note: {n}" for n in doc["notes"]]
     return "\n".join(out) + "\n"
+
+
+def write_outputs(name: str, doc: dict[str, Any], markdown: str) -> None:
+    """Write $MLOPS_HOME/bench/<name>.json and <name>.md and print the Markdown."""
+    folder = get_settings().home / "bench"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(doc, indent=1, default=_json_default))
+    (folder / f"{name}.md").write_text(markdown)
+    print(markdown)
+
+
+def _json_default(value: Any) -> Any:
+    return None if isinstance(value, float) and math.isnan(value) else str(value)

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from mlops_lab.bench import loadgen
+from mlops_lab.bench.report import write_outputs
 from mlops_lab.bench.runs import bodies
 from mlops_lab.bench.serving import _bench_settings
 from mlops_lab.data.generator import generate
 from mlops_lab.lifecycle.release import train_and_release
 from mlops_lab.runtime.supervisor import Supervisor, router_spec, server_spec
-from mlops_lab.settings import get_settings
 
 ROUNDS = 6
 SEQUENTIAL_REQUESTS = 1_000  # per round, concurrency 1
@@ -117,12 +117,7 @@ def markdown(doc: dict[str, Any]) -> str:
 
 def main() -> None:
     doc = run()
-    folder = get_settings().home / "bench"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "router.json").write_text(json.dumps(doc, indent=1, default=str))
-    text = markdown(doc)
-    (folder / "router.md").write_text(text)
-    print(text)
+    write_outputs("router", doc, markdown(doc))
 
 
 if __name__ == "__main__":
