@@ -114,7 +114,14 @@ def run_load(
     stats = Path(f"{prefix}_stats.csv")
     if proc.returncode != 0 or not stats.exists():
         raise RuntimeError(f"locust failed (exit {proc.returncode}); see {out_dir / 'locust.log'}")
-    with stats.open() as fh:
+    return report_from_csv(settings, host, stats, scenario=scenario, duration=duration, users=users)
+
+
+def report_from_csv(
+    settings: Settings, host: str, stats_csv: Path, *, scenario: str, duration: str, users: int
+) -> LoadReport:
+    """Locust's `<prefix>_stats.csv` (its "Aggregated" row) as a LoadReport against the settings' SLO."""
+    with stats_csv.open() as fh:
         total = next(r for r in csv.DictReader(fh) if r["Name"] == "Aggregated")
     version = None
     with contextlib.suppress(httpx.HTTPError, ValueError):

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -66,14 +67,6 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    if path.suffix == ".parquet":
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
-            yield batch.to_pandas()
-    else:
-        yield from pd.read_csv(path, chunksize=chunk_rows, dtype={"card_id": str})
-
-
 def _row_count(path: Path) -> int | None:
     return pq.ParquetFile(path).metadata.num_rows if path.suffix == ".parquet" else None
 
@@ -105,6 +98,34 @@ def batch_predict(
 
     client_for(settings)  # points MLflow's globals at the registry
     pipeline = mlflow.sklearn.load_model(f"models:/{settings.model_name}/{version}")
+    rows, flagged = score_file(
+        pipeline, threshold, version, input_path, output_path, chunk_rows, show_progress
+    )
+    result = BatchResult(str(output_path), rows, version, False, flagged)
+    meta_path.write_text(json.dumps({**identity, **asdict(result)}, indent=1))
+    return result
+
+
+def iter_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The input file, `chunk_rows` rows at a time (Parquet by record batch, CSV by chunksize)."""
+    if path.suffix == ".parquet":
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+            yield batch.to_pandas()
+    else:
+        yield from pd.read_csv(path, chunksize=chunk_rows, dtype={"card_id": str})
+
+
+# --8<-- [start:score_file]
+def score_file(
+    pipeline: Any,
+    threshold: float,
+    version: str,
+    input_path: Path,
+    output_path: Path,
+    chunk_rows: int = 50_000,
+    show_progress: bool = False,
+) -> tuple[int, int]:
+    """Score `input_path` chunk by chunk into `output_path`, atomically. Returns (rows, flagged)."""
     output_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=output_path.parent, prefix=f".{output_path.name}.", suffix=".part")
     os.close(fd)
@@ -121,7 +142,7 @@ def batch_predict(
     try:
         with progress:
             task = progress.add_task("rows", total=_row_count(input_path))
-            for i, chunk in enumerate(_chunks(input_path, chunk_rows)):
+            for i, chunk in enumerate(iter_chunks(input_path, chunk_rows)):
                 problems = SCHEMA.problems(chunk, max_null_fraction=1.0)
                 if problems:
                     raise ValueError(f"chunk {i} (rows {rows}-{rows + len(chunk)}): " + "; ".join(problems))
@@ -141,12 +162,13 @@ def batch_predict(
             writer = None
         elif rows == 0 and output_path.suffix == ".parquet":
             pd.DataFrame(columns=[*SCHEMA.names, "score", "decision", "model_version"]).to_parquet(tmp)
-        os.replace(tmp, output_path)
+        os.replace(tmp, output_path)  # the output appears complete or not at all
     except BaseException:
         if writer is not None:
             writer.close()
         tmp.unlink(missing_ok=True)
         raise
-    result = BatchResult(str(output_path), rows, version, False, flagged)
-    meta_path.write_text(json.dumps({**identity, **asdict(result)}, indent=1))
-    return result
+    return rows, flagged
+
+
+# --8<-- [end:score_file]
