@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from mlops_lab.labs.manifest import Exercise, LabError
+from mlops_lab.labs.manifest import Exercise, LabError, load_manifest, repo_root
 
 REFERENCE = "reference"
 EXERCISES = "exercises"
@@ -37,3 +37,13 @@ def load_impl(exercise: Exercise, impl: str, root: Path) -> ModuleType:
     sys.modules[name] = module  # dataclasses and pydantic look their module up by name
     spec.loader.exec_module(module)
     return module
+
+
+def load_exercise(exercise_id: str, impl: str) -> ModuleType:
+    """The module of the exercise with this id in labs/labs.toml, as `impl` provides it."""
+    root = repo_root()
+    for lab in load_manifest(root):
+        for exercise in lab.exercises:
+            if exercise.id == exercise_id:
+                return load_impl(exercise, impl, root)
+    raise LabError(f"no exercise {exercise_id!r} in labs/labs.toml")

@@ -1,0 +1,92 @@
+"""`mlops-lab lab ...`: grade, hint, reset, watch and verify the labs; run failure scenarios.
+
+mlops-lab lab check 1 [--impl reference]     (make lab-1 [IMPL=reference])
+mlops-lab lab hint 1                         (make hint-1)
+mlops-lab lab watch 1                        (make watch-1)
+mlops-lab lab status | reset 1 | verify
+mlops-lab lab scenario lab1/corrupt-model    (make scenario S=lab1/corrupt-model)
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from mlops_lab.labs.manifest import LabError
+from mlops_lab.settings import get_settings
+
+lab_app = typer.Typer(no_args_is_help=True, help="The labs: grade your exercises, get hints, run scenarios.")
+console = Console(soft_wrap=True)  # long check names stay on one line in CI logs
+
+Impl = Annotated[str, typer.Option(help="exercises (your work), reference, or a directory")]
+
+
+@lab_app.command("check")
+def check(lab: str, impl: Impl = "exercises") -> None:
+    """Grade a lab: a checklist, the first failure in plain words, a score (saved)."""
+    from mlops_lab.labs.runner import check as run_check
+
+    if not run_check(lab, impl, get_settings().home, console).all_passed:
+        raise typer.Exit(1)
+
+
+@lab_app.command("hint")
+def hint(lab: str) -> None:
+    """One more hint for the first failing exercise of the last check."""
+    from mlops_lab.labs.runner import hint as show_hint
+
+    show_hint(lab, get_settings().home, console)
+
+
+@lab_app.command("status")
+def status() -> None:
+    """Every lab and your saved progress."""
+    from mlops_lab.labs.runner import status as show_status
+
+    show_status(get_settings().home, console)
+
+
+@lab_app.command("watch")
+def watch(lab: str, impl: Impl = "exercises") -> None:
+    """Re-grade on every save (Ctrl-C stops)."""
+    from mlops_lab.labs.runner import watch as run_watch
+
+    run_watch(lab, impl, get_settings().home, console)
+
+
+@lab_app.command("reset")
+def reset(lab: str, yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False) -> None:
+    """Restore a lab's exercise files to the skeleton (asks first)."""
+    from mlops_lab.labs.verify import reset as run_reset
+
+    run_reset(lab, console, yes)
+
+
+@lab_app.command("verify")
+def verify(
+    relock: Annotated[bool, typer.Option(help="record the current exercise files as the skeletons")] = False,
+) -> None:
+    """The self-check run by make test: reference passes, skeleton fails, everything listed."""
+    from mlops_lab.labs.manifest import repo_root
+    from mlops_lab.labs.verify import relock as run_relock
+    from mlops_lab.labs.verify import verify as run_verify
+
+    if relock:
+        console.print(f"recorded {len(run_relock(repo_root()))} skeletons in labs/skeletons.json")
+    problems = run_verify(console)
+    for problem in problems:
+        console.print(f"[red]problem[/]: {problem}", highlight=False)
+    if problems:
+        raise LabError(f"{len(problems)} problem(s) in the labs")
+    console.print("[green]labs verified[/]")
+
+
+@lab_app.command("scenario")
+def scenario(name: str, impl: Impl = "reference") -> None:
+    """Start the system, inject a real fault, verify the reliable behaviour, print the timeline."""
+    from mlops_lab.labs.scenarios import run_scenario
+
+    if not run_scenario(name, impl, get_settings(), console):
+        raise typer.Exit(1)

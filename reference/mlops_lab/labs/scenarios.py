@@ -1,0 +1,251 @@
+"""Failure scenarios: start the system, inject a real fault, verify the reliable behaviour.
+
+    mlops-lab lab scenario list
+    mlops-lab lab scenario lab1/corrupt-model [--impl exercises]   (make scenario S=...)
+
+Each scenario is a module labs/scenarios/labN/<id>.py with `run(ctx)`. It uses the context to
+start real processes (an MLflow server, model servers) under its own home
+(<home>/scenarios/<labN>-<id>/, with free ports, so it never touches a running `make up`),
+injects the fault, and records an incident timeline: what was injected, the symptom, the
+signal that shows it, the mitigation, and checks that must hold. With `--impl exercises` the
+servers and functions it exercises are the learner's (exercises/labN/...).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import shutil
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.markup import escape
+
+from mlops_lab.labs.impl import REFERENCE, load_exercise
+from mlops_lab.labs.manifest import LabError, Scenario, get_scenario, load_manifest, repo_root
+from mlops_lab.settings import Settings
+
+STYLE = {"inject": "bold magenta", "symptom": "yellow", "signal": "cyan", "mitigate": "blue", "info": "dim"}
+
+
+class ScenarioFailed(Exception):
+    """A check of the scenario did not hold: the system did not behave reliably."""
+
+
+@dataclass
+class Event:
+    t: float
+    kind: str
+    text: str
+    ok: bool | None = None
+
+
+@dataclass
+class Timeline:
+    console: Console
+    started: float = field(default_factory=time.monotonic)
+    events: list[Event] = field(default_factory=list)
+
+    def add(self, kind: str, text: str, ok: bool | None = None) -> None:
+        event = Event(time.monotonic() - self.started, kind, text, ok)
+        self.events.append(event)
+        self.console.print(self.line(event), highlight=False)
+
+    @staticmethod
+    def line(e: Event) -> str:
+        if e.ok is None:
+            label, style = e.kind, STYLE[e.kind]
+        else:
+            label, style = ("check ✔", "green") if e.ok else ("check ✘", "bold red")
+        return f"  {e.t:6.1f}s  [{style}]{label:<9}[/] {escape(e.text)}"
+
+    def markdown(self, scenario: Scenario, passed: bool) -> str:
+        rows = [
+            f"# {scenario.key}: {scenario.title}",
+            "",
+            f"- symptom: {scenario.symptom}",
+            f"- signal: {scenario.signal}",
+            f"- mitigation: {scenario.mitigation}",
+            f"- result: {'PASSED' if passed else 'FAILED'}",
+            "",
+            "| t (s) | what | detail |",
+            "|---:|---|---|",
+        ]
+        for e in self.events:
+            what = e.kind if e.ok is None else ("check passed" if e.ok else "check FAILED")
+            rows.append(f"| {e.t:.1f} | {what} | {e.text} |")
+        return "\n".join(rows) + "\n"
+
+
+@dataclass
+class Context:
+    """What a scenario works with: settings under its own home, processes, the timeline, the impl."""
+
+    settings: Settings
+    impl: str
+    root: Path
+    timeline: Timeline
+
+    def __post_init__(self) -> None:
+        from mlops_lab.runtime.supervisor import Supervisor
+
+        self.supervisor = Supervisor(self.settings)
+
+    # ---- the timeline
+    def inject(self, text: str) -> None:
+        self.timeline.add("inject", text)
+
+    def symptom(self, text: str) -> None:
+        self.timeline.add("symptom", text)
+
+    def signal(self, text: str) -> None:
+        self.timeline.add("signal", text)
+
+    def mitigate(self, text: str) -> None:
+        self.timeline.add("mitigate", text)
+
+    def info(self, text: str) -> None:
+        self.timeline.add("info", text)
+
+    def check(self, ok: bool, text: str) -> None:
+        self.timeline.add("check", text, ok=bool(ok))
+        if not ok:
+            raise ScenarioFailed(text)
+
+    # ---- the implementation under test
+    def module(self, exercise_id: str) -> ModuleType:
+        """The learner's exercise module (--impl exercises) or the reference module it mirrors."""
+        return load_exercise(exercise_id, self.impl)
+
+    # ---- the system
+    def start_registry(self) -> None:
+        """A real `mlflow server` under the scenario's home; the settings then point at it."""
+        from mlops_lab.runtime.supervisor import mlflow_spec
+
+        self.info("setup: starting an MLflow server")
+        self.supervisor.start(mlflow_spec(self.settings))
+        self.settings = self.settings.model_copy(update={"tracking_uri": self.settings.mlflow_server_uri})
+        self.supervisor.settings = self.settings
+
+    def stop_registry(self) -> None:
+        self.supervisor.stop("mlflow")
+
+    def train_champion(self, rows: int = 6_000, seed: int = 1, scenario: str = "baseline") -> str:
+        """Train a version on generated data and promote it; returns the version."""
+        from mlops_lab.data.generator import generate
+        from mlops_lab.lifecycle.release import train_and_release
+
+        self.info(f"setup: training a model on {rows:,} {scenario} rows and promoting it to @champion")
+        data = generate(scenario, rows, seed=seed)
+        release = train_and_release(self.settings, data, promote=True, actor="scenario", reason="setup")
+        if not release.promoted:
+            raise ScenarioFailed(
+                f"setup: v{release.trained.version} was not promoted: {release.verdict.summary()}"
+            )
+        return release.trained.version
+
+    def start_server(self, variant: str = "stable", wait_ready: bool = True, **env: str) -> str:
+        """A real model server process (the learner's app + holder with --impl exercises)."""
+        from mlops_lab.runtime.supervisor import server_spec
+
+        spec = server_spec(self.settings, variant, impl=self.impl)
+        spec.env.update(env)
+        self.info(f"setup: starting the {variant} model server ({self.impl})")
+        self.supervisor.start(spec)
+        base = f"http://{self.settings.host}:{self.settings.port_of(variant)}"  # type: ignore[arg-type]
+        if wait_ready and not self.wait_for(lambda: self.ready(base), timeout_s=60):
+            raise ScenarioFailed(
+                f"setup: the {variant} server did not become ready (see {self.settings.home}/logs)"
+            )
+        return base
+
+    @staticmethod
+    def ready(base: str) -> bool:
+        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+
+    @staticmethod
+    def wait_for(predicate: Callable[[], Any], timeout_s: float = 30, every_s: float = 0.2) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if predicate():
+                    return True
+            except httpx.HTTPError:
+                pass
+            time.sleep(every_s)
+        return False
+
+
+def scenario_settings(base: Settings, scenario: Scenario) -> Settings:
+    from mlops_lab.labs.grading import free_port
+
+    home = (base.home / "scenarios" / f"lab{scenario.lab}-{scenario.id}").resolve()
+    shutil.rmtree(home, ignore_errors=True)  # each run starts from nothing
+    ports = ("mlflow_port", "stable_port", "canary_port", "router_port", "monitor_port", "controller_port")
+    settings = base.model_copy(
+        update={"home": home, "tracking_uri": None, "store_url": None, "reload_poll_s": 1.0}
+        | {p: free_port() for p in ports}
+    )
+    settings.ensure_dirs()
+    return settings
+
+
+def list_scenarios(console: Console) -> None:
+    console.print("usage: make scenario S=<name> [IMPL=exercises] [TARGET=kind]\n")
+    for lab in load_manifest():
+        for s in lab.scenarios:
+            console.print(f"  {s.key:<34} {s.title}", highlight=False)
+
+
+def run_scenario(name: str, impl: str, base: Settings, console: Console) -> bool:
+    if name == "list":
+        list_scenarios(console)
+        return True
+    from mlops_lab.lifecycle.tracking import configure_mlflow_env
+
+    configure_mlflow_env()
+    logging.getLogger("mlflow").setLevel(logging.ERROR)  # the timeline is the output
+    warnings.filterwarnings("ignore")
+    root = repo_root()
+    scenario = get_scenario(load_manifest(root), name)
+    module = _load_module(root / scenario.module_file)
+    settings = scenario_settings(base, scenario)
+    console.print(f"\n[bold]{scenario.key}: {scenario.title}[/]   (impl: {impl})", highlight=False)
+    console.print(
+        f"  expect  symptom: {scenario.symptom}\n          signal: {scenario.signal}", highlight=False
+    )
+    console.print(f"          mitigation: {scenario.mitigation}\n", highlight=False)
+    ctx = Context(settings, impl, root, Timeline(console))
+    passed = False
+    try:
+        module.run(ctx)
+        passed = True
+    except ScenarioFailed as exc:
+        console.print(f"\n[bold red]scenario failed[/]: {exc}", highlight=False)
+        if impl != REFERENCE:
+            console.print(
+                f"  your implementation is graded by make lab-{scenario.lab}; compare with --impl reference"
+            )
+    finally:
+        ctx.supervisor.stop_all()
+    report = settings.home / "timeline.md"
+    report.write_text(ctx.timeline.markdown(scenario, passed))
+    verdict = "[bold green]PASSED[/]" if passed else "[bold red]FAILED[/]"
+    console.print(f"\n{verdict} in {time.monotonic() - ctx.timeline.started:.0f} s; timeline: {report}")
+    return passed
+
+
+def _load_module(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"mlops_lab_scenario_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise LabError(f"{path}: cannot load the scenario")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
