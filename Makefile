@@ -5,16 +5,25 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 PYTEST_ARGS ?=
+IMPL ?=
+S ?=
+TARGET ?= local
 
-.PHONY: help setup demo test bench lint fmt lock up down status clean docs docs-serve
+# lab-N, hint-N, watch-N are pattern rules: N is any lab id in labs/labs.toml.
+.PHONY: scenario help setup setup-gpu demo test bench lint fmt lock up down status clean docs docs-serve notebooks cluster-up cluster-test cluster-down
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/%/N/' | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 setup: $(STAMP) ## create .venv from the lock (no-op when nothing changed)
 
 $(STAMP): requirements/lock.txt pyproject.toml scripts/setup.sh
 	@scripts/setup.sh && touch $@
+
+setup-gpu: setup ## add the optional gpu extra (torch) to .venv: the torch model flavour, docs/gpu.md
+	@$(BIN)/pip install --quiet --disable-pip-version-check -c requirements/lock.txt -r requirements/gpu.txt
+	@touch $(VENV)/.gpu-extra
+	@$(BIN)/python -c "import torch; print('torch', torch.__version__, '- CUDA available:', torch.cuda.is_available())"
 
 demo: setup ## play the whole reference story locally; prints where the report is
 	@$(BIN)/mlops-lab demo
@@ -34,6 +43,9 @@ docs: setup ## build the docs site (strict) into var/site
 docs-serve: setup ## serve the docs site on http://127.0.0.1:8080 with live reload
 	@NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8080
 
+notebooks: setup ## open JupyterLab on notebooks/ (the lab walkthroughs), on 127.0.0.1 only
+	@$(BIN)/jupyter lab --notebook-dir notebooks --ip 127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lint: setup ## ruff + mypy
 	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
 
@@ -51,6 +63,31 @@ down: ## stop every local process
 
 status: setup ## what runs where
 	@$(BIN)/mlops-lab status
+
+lab-%: setup ## grade your exercises of lab N (IMPL=reference: see the reference pass)
+	@$(BIN)/mlops-lab lab check $* $(if $(IMPL),--impl $(IMPL))
+
+hint-%: setup ## one more hint for the first failing exercise of lab N
+	@$(BIN)/mlops-lab lab hint $*
+
+watch-%: setup ## re-grade lab N on every save
+	@$(BIN)/mlops-lab lab watch $* $(if $(IMPL),--impl $(IMPL))
+
+scenario: setup ## break it on purpose: S=lab1/corrupt-model [IMPL=exercises] [TARGET=kind]
+	@if [ -z "$(S)" ]; then $(BIN)/mlops-lab lab scenario list; exit 2; fi
+	@if [ "$(TARGET)" = kind ]; then scripts/cluster.sh scenario $(S); \
+	else $(BIN)/mlops-lab lab scenario $(S) $(if $(IMPL),--impl $(IMPL)); fi
+
+# The cluster path (docs/cluster.md). cluster-up checks docker, kind and kubectl before anything
+# else (one line and exit 2 when one is missing), so it does not run setup first.
+cluster-up: ## kind cluster + image + manifests + v1 trained in the cluster; prints the URLs
+	@scripts/cluster.sh up
+
+cluster-test: setup ## the story and the kind scenarios against the cluster
+	@scripts/cluster.sh test
+
+cluster-down: ## delete the kind cluster and everything in it
+	@scripts/cluster.sh down
 
 clean: down ## remove runtime state (var/) and caches; keeps .venv
 	@rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -22,6 +22,12 @@ fi
 echo "installing the locked dependencies (requirements/lock.txt)"
 "$VENV/bin/uv" pip sync --quiet --python "$VENV/bin/python" requirements/lock.txt
 "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --no-deps -e .
+# The sync above removes what the lock does not list: put the optional gpu extra (torch) back
+# when `make setup-gpu` installed it before (it leaves this marker).
+if [ -f "$VENV/.gpu-extra" ]; then
+  echo "re-installing the gpu extra (requirements/gpu.txt)"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -c requirements/lock.txt -r requirements/gpu.txt
+fi
 
 # promtool (alert rule tests) and the Prometheus server come from Debian's package.
 if ! command -v promtool >/dev/null 2>&1; then
@@ -32,6 +38,17 @@ if ! command -v promtool >/dev/null 2>&1; then
   else
     echo "note: promtool not found. Install Prometheus (Debian/Ubuntu: sudo apt-get install prometheus," \
          "macOS: brew install prometheus) to run the alert rule tests." >&2
+  fi
+fi
+# Headless Chromium drives the docs site in tests/test_browser.py; it comes from Debian's package.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian's chromium (the docs browser test)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "warning: could not install chromium; the docs browser test will be skipped" >&2
+  else
+    echo "note: chromium not found. Install it (Debian/Ubuntu: sudo apt-get install chromium," \
+         "macOS: brew install --cask chromium) to run the docs browser test." >&2
   fi
 fi
 echo "setup done: $("$VENV/bin/mlops-lab" --help >/dev/null && echo 'mlops-lab ready')"

@@ -18,13 +18,15 @@ import logging
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Literal, cast
 
 import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from mlops_lab.labs.cli import lab_app
+from mlops_lab.labs.manifest import LabError
 from mlops_lab.settings import Settings, Variant, get_settings
 
 app = typer.Typer(
@@ -40,6 +42,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(registry_app, name="registry")
 app.add_typer(store_app, name="store")
 app.add_typer(canary_app, name="canary")
+app.add_typer(lab_app, name="lab")
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # one line per error, however narrow the terminal
@@ -99,6 +102,14 @@ def train(
         bool, typer.Option(help="move @champion to the new version if the gate passes")
     ] = False,
     reason: Annotated[str, typer.Option(help="why (goes to the audit log)")] = "manual training",
+    flavour: Annotated[
+        Literal["sklearn", "torch"] | None,
+        typer.Option(help="model flavour (default: MLOPS_MODEL_FLAVOUR, else sklearn); torch: docs/gpu.md"),
+    ] = None,
+    device: Annotated[
+        Literal["auto", "cpu", "cuda"] | None,
+        typer.Option(help="torch device (default: MLOPS_MODEL_DEVICE, else auto = cuda if available)"),
+    ] = None,
 ) -> None:
     """Train, log to MLflow, register a version, gate it against the champion."""
     from mlops_lab.data.io import read_frame
@@ -106,6 +117,8 @@ def train(
     from mlops_lab.lifecycle.release import train_and_release
 
     s = _settings()
+    overrides = {"model_flavour": flavour, "model_device": device}
+    s = s.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     frame = read_frame(data)
     rel = train_and_release(
         s, frame, promote=promote, actor=default_actor(), reason=reason, lineage={"trigger_reason": reason}
@@ -114,6 +127,7 @@ def train(
     console.print(
         f"registered [bold]{s.model_name} v{rel.trained.version}[/] (run {rel.trained.run_id[:8]}): "
         f"PR-AUC {m['pr_auc']:.3f}, recall {m['recall']:.3f} at threshold {rel.trained.threshold:.3f}"
+        f" ({s.model_flavour})"
     )
     for c in rel.verdict.checks:
         console.print(f"  gate {'[green]pass[/]' if c.passed else '[red]FAIL[/]'} {c.name}: {c.detail}")
@@ -231,15 +245,25 @@ def serve(
         str, typer.Option(help="stable serves @champion, canary serves @challenger")
     ] = "stable",
     port: Annotated[int | None, typer.Option(help="default: the variant's port setting")] = None,
+    impl: Annotated[
+        str, typer.Option(help="reference, or exercises: your lab 1 app.py + holder.py")
+    ] = "reference",
 ) -> None:
     """Run one model server (one uvicorn worker) in the foreground."""
-    from mlops_lab.serving.app import create_app
+    from mlops_lab.serving.app import ALIAS_OF, create_app
 
     if variant not in ("stable", "canary"):
         raise typer.BadParameter("variant must be stable or canary")
     which = cast(Variant, variant)
     s = _settings()
-    _serve_forever(create_app(s, which), s.host, port or s.port_of(which))
+    if impl == "reference":
+        app_ = create_app(s, which)
+    else:
+        from mlops_lab.labs.impl import load_exercise
+
+        holder = load_exercise("model-holder", impl).ModelHolder(s, ALIAS_OF[which])
+        app_ = load_exercise("predict-endpoint", impl).create_app(s, which, holder=holder)
+    _serve_forever(app_, s.host, port or s.port_of(which))
 
 
 @app.command()
@@ -536,7 +560,7 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("aborted")
         sys.exit(130)
-    except (UserError, RegistryError, StartError, FileNotFoundError, ValueError) as exc:
+    except (UserError, LabError, RegistryError, StartError, FileNotFoundError, ValueError) as exc:
         err.print(f"error: {exc}", highlight=False, markup=False)
         sys.exit(1)
     except MlflowException as exc:

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
 
     # --- lifecycle: the decision threshold flags this share of traffic (the review team's capacity)
     flag_budget: float = 0.05
+    # --- model flavour (docs/gpu.md): sklearn (default, compiled for serving) or a torch MLP (the
+    # optional `gpu` extra: make setup-gpu). Device for torch training and serving: auto = CUDA when
+    # torch sees one, else CPU; cuda without a GPU is an error, never a silent CPU fallback.
+    model_flavour: Literal["sklearn", "torch"] = "sklearn"
+    model_device: Literal["auto", "cpu", "cuda"] = "auto"
     # --- lifecycle: evaluation gate (challenger vs champion on the same holdout)
     gate_pr_auc_margin: float = Field(0.02, description="challenger may be at most this much worse")
     gate_min_recall: float = 0.2
@@ -129,6 +134,17 @@ class Settings(BaseSettings):
     canary_latency_tolerance: float = 0.03
     canary_latency_floor_ms: float = 1.0
 
+    # --- the cluster path (reference/k8s, docs/cluster.md)
+    # Where the other components are when they are not on `host`: in the cluster each one is a
+    # Service, e.g. MLOPS_PEER_HOSTS='{"stable": "stable", "canary": "canary", "router": "router"}'.
+    peer_hosts: dict[str, str] = Field(default_factory=dict)
+    # How the monitor starts a retraining run: "local" runs the pipeline in its own process tree
+    # (Airflow under home/); "kubernetes" creates a Job in k8s_namespace (mlops_lab.pipeline.k8s_job).
+    retrain_backend: Literal["local", "kubernetes"] = "local"
+    k8s_namespace: str = "mlops-lab"
+    # The retraining Job's image: the one image every component runs. None: mlops-lab:<package version>.
+    k8s_image: str | None = None
+
     @property
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{(self.home / 'store.db').resolve()}"
@@ -162,6 +178,10 @@ class Settings(BaseSettings):
 
     def port_of(self, variant: Variant) -> int:
         return self.stable_port if variant == "stable" else self.canary_port
+
+    def url_of(self, component: str, port: int) -> str:
+        """Base URL of another component: on `host`, or on its peer_hosts entry (a Service name)."""
+        return f"http://{self.peer_hosts.get(component, self.host)}:{port}"
 
     def ensure_dirs(self) -> None:
         for sub in ("", "mlflow/artifacts", "logs", "run", "reports", "data", "bench", "spill"):

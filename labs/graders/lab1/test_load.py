@@ -1,8 +1,8 @@
 """Grader of lab 1 / slo-check (exercises/lab1/load.py): a real locust run judged against an SLO.
 
 A real uvicorn server (the reference app, holding a model the grader fitted) runs in a thread;
-locust sends it real HTTP for a few seconds. The same server is then slowed down by 60 ms per
-request, as in the lab1/slow-model scenario.
+locust sends it real HTTP for a few seconds. The same server is then slowed down by 1.2 s per
+request (the lab1/slow-model scenario, exaggerated so that a busy machine cannot blur it).
 """
 
 from __future__ import annotations
@@ -24,13 +24,15 @@ from mlops_lab.serving.app import create_app
 from mlops_lab.serving.holder import ModelHolder
 from mlops_lab.settings import Settings
 
-RUN = "3s"
+RUN = "4s"
+SLO_MS = 1000.0  # generous: the grader must pass on a busy laptop; the slow run is far above it
+SLOW_MS = 1200.0
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, tiny_model: TinyModel) -> Iterator[tuple[Settings, str]]:
     home = tmp_path_factory.mktemp("load")
-    settings = Settings(home=home, reload_poll_s=3600, slo_p99_ms=50.0)
+    settings = Settings(home=home, reload_poll_s=3600, slo_p99_ms=SLO_MS)
     holder = ModelHolder(settings, "champion", loader=lambda _s, _a: loaded_model(tiny_model, "3"))
     port = free_port()
     config = uvicorn.Config(
@@ -95,22 +97,26 @@ def test_slo_judgement(impl: ModuleType) -> None:
 def test_real_load(impl: ModuleType, server: tuple[Settings, str], tmp_path: Path) -> None:
     """a real locust run against a healthy server: requests, no failures, sane percentiles, SLO met"""
     settings, base = server
-    got = impl.run_load(settings, base, tmp_path, users=4, spawn_rate=4, duration=RUN)
-    assert got.requests > 50, f"expected more than 50 requests in {RUN}, got {got.requests}"
+    got = impl.run_load(settings, base, tmp_path, users=2, spawn_rate=2, duration=RUN, rate_per_user=20)
+    assert got.requests > 15, f"expected more than 15 requests in {RUN}, got {got.requests}"
     assert got.failures == 0, f"expected no failures against a healthy server, got {got.failures}"
     assert 0 < got.p50_ms <= got.p99_ms, f"expected 0 < p50 <= p99, got p50 {got.p50_ms} p99 {got.p99_ms}"
     assert got.model_version == "3", f"expected model_version '3' from /v1/model, got {got.model_version!r}"
-    assert got.slo_met, f"expected the 50 ms SLO met by a healthy server, got p99 {got.p99_ms} ms"
+    assert got.slo_met, (
+        f"expected the {settings.slo_p99_ms:.0f} ms SLO met at 40 req/s, got p99 {got.p99_ms} ms"
+    )
 
 
 def test_slow_model_breaks_the_slo(impl: ModuleType, server: tuple[Settings, str], tmp_path: Path) -> None:
-    """the same server made 60 ms slower per request misses the 50 ms p99 SLO"""
+    """the same server made 1.2 s slower per request misses the p99 SLO"""
     settings, base = server
-    settings.inject_latency_ms = 60.0  # the running app reads it on every request
+    settings.inject_latency_ms = SLOW_MS  # the running app reads it on every request
     try:
-        got = impl.run_load(settings, base, tmp_path, users=2, spawn_rate=2, duration=RUN)
+        got = impl.run_load(settings, base, tmp_path, users=2, spawn_rate=2, duration=RUN, rate_per_user=1)
     finally:
         settings.inject_latency_ms = 0.0
-    assert got.p99_ms >= 60, f"expected p99 >= 60 ms with 60 ms injected, got {got.p99_ms}"
-    assert not got.slo_met, f"expected the SLO missed at p99 {got.p99_ms} ms"
-    assert dataclasses.asdict(got)["slo_p99_ms"] == 50.0, "expected the SLO budget from the settings"
+    assert got.p99_ms >= 300, f"expected p99 >= 300 ms with 300 ms injected, got {got.p99_ms}"
+    assert not got.slo_met, f"expected the {settings.slo_p99_ms:.0f} ms SLO missed at p99 {got.p99_ms} ms"
+    assert dataclasses.asdict(got)["slo_p99_ms"] == settings.slo_p99_ms, (
+        "expected the SLO budget from settings"
+    )

@@ -185,10 +185,10 @@ class Services:
         self.settings = settings
         token = settings.admin_token.get_secret_value()
         self.http = httpx.Client(timeout=10.0, headers={"authorization": f"Bearer {token}"})
-        self.router = f"http://{settings.host}:{settings.router_port}"
+        self.router = settings.url_of("router", settings.router_port)
 
     def server(self, variant: str) -> str:
-        return f"http://{self.settings.host}:{self.settings.port_of(variant)}"  # type: ignore[arg-type]
+        return self.settings.url_of(variant, self.settings.port_of(variant))  # type: ignore[arg-type]
 
     def router_state(self) -> dict[str, Any]:
         resp = self.http.get(f"{self.router}/admin/state")

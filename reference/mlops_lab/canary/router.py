@@ -180,8 +180,8 @@ class Router:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.upstream = {
-            "stable": f"http://{settings.host}:{settings.stable_port}",
-            "canary": f"http://{settings.host}:{settings.canary_port}",
+            "stable": settings.url_of("stable", settings.stable_port),
+            "canary": settings.url_of("canary", settings.canary_port),
         }
         self.state_path = settings.router_state_path
         self.weights = Weights.load(self.state_path)

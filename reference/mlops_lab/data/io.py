@@ -67,9 +67,13 @@ def write_json_atomic(path: Path, data: Any, *, indent: int | None = None) -> No
         raise
 
 
+# --8<-- [start:fingerprint]
 def fingerprint(frame: pd.DataFrame) -> str:
     """Content hash of a frame (column names, dtypes and values), independent of file format."""
     h = hashlib.sha256()
     h.update(repr([(c, str(t)) for c, t in frame.dtypes.items()]).encode())
     h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+# --8<-- [end:fingerprint]

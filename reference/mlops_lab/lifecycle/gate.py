@@ -66,6 +66,7 @@ def evaluate(
     new = fraud_model.metrics(y, new_scores, challenger_threshold)
     checks: list[Check] = []
 
+    # --8<-- [start:schema_check]
     if signature_columns is not None:
         missing = sorted(set(SCHEMA.names) - set(signature_columns))
         extra = sorted(set(signature_columns) - set(SCHEMA.names))
@@ -73,6 +74,7 @@ def evaluate(
         checks.append(
             Check("schema", ok, "matches the serving schema" if ok else f"missing {missing}, extra {extra}")
         )
+    # --8<-- [end:schema_check]
 
     checks.append(
         Check(

@@ -38,6 +38,7 @@ from mlops_lab.data.schema import SCHEMA, Schema
 ONE_HOT_NUMERIC = ("hour",)
 
 
+# --8<-- [start:hyperparams]
 @dataclass(frozen=True)
 class Hyperparams:
     # Inverse regularisation strength; 1.0 is well inside the flat part of the validation curve.
@@ -46,13 +47,17 @@ class Hyperparams:
     seed: int = 42
 
 
+# --8<-- [end:hyperparams]
+
+
 def _columns(schema: Schema) -> tuple[list[str], list[str]]:
     one_hot = schema.categorical + [c for c in schema.numeric if c in ONE_HOT_NUMERIC]
     numeric = [c for c in schema.numeric if c not in ONE_HOT_NUMERIC]
     return one_hot, numeric
 
 
-def build_pipeline(params: Hyperparams, schema: Schema = SCHEMA) -> Pipeline:
+def build_preprocessor(schema: Schema = SCHEMA) -> ColumnTransformer:
+    """The feature transform every model flavour shares (sklearn here, torch in `torch_model`)."""
     one_hot, numeric = _columns(schema)
     numeric_steps = Pipeline(
         [
@@ -61,12 +66,15 @@ def build_pipeline(params: Hyperparams, schema: Schema = SCHEMA) -> Pipeline:
             ("scale", StandardScaler()),
         ]
     )
-    prep = ColumnTransformer(
+    return ColumnTransformer(
         [("onehot", OneHotEncoder(handle_unknown="ignore"), one_hot), ("numeric", numeric_steps, numeric)],
         verbose_feature_names_out=False,
     )
+
+
+def build_pipeline(params: Hyperparams, schema: Schema = SCHEMA) -> Pipeline:
     clf = LogisticRegression(C=params.C, max_iter=params.max_iter, random_state=params.seed)
-    return Pipeline([("prep", prep), ("clf", clf)])
+    return Pipeline([("prep", build_preprocessor(schema)), ("clf", clf)])
 
 
 Scorer = Callable[[Mapping[str, Any]], float]
@@ -80,6 +88,8 @@ def compile_scorer(model: Pipeline) -> Scorer | None:
     """
     try:
         prep, clf = model.named_steps["prep"], model.named_steps["clf"]
+        if callable(getattr(clf, "compile_scorer", None)):  # a flavour that compiles itself (torch_model)
+            return cast(Scorer | None, clf.compile_scorer(prep))
         onehot = prep.named_transformers_["onehot"]
         numeric = prep.named_transformers_["numeric"]
         (_, _, one_hot_cols), (_, _, numeric_cols) = prep.transformers_[0], prep.transformers_[1]

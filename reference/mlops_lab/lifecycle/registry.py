@@ -62,6 +62,7 @@ def list_versions(client: MlflowClient, name: str) -> list[VersionRow]:
     return sorted(rows, key=lambda r: int(r.version))
 
 
+# --8<-- [start:set_alias]
 def set_alias(
     client: MlflowClient,
     store: Store,
@@ -83,6 +84,9 @@ def set_alias(
     client.set_registered_model_alias(name, alias, version)
     store.audit(actor, action, model=name, alias=alias, version=version, previous=previous, reason=reason)
     return previous
+
+
+# --8<-- [end:set_alias]
 
 
 def promote(
@@ -114,6 +118,7 @@ def champion_timeline(store: Store, name: str) -> list[tuple[datetime, str]]:
     ]
 
 
+# --8<-- [start:previous_champion]
 def previous_champion(store: Store, name: str, current: str) -> str | None:
     """The champion before the current one, skipping versions that were rolled back from.
 
@@ -133,6 +138,9 @@ def previous_champion(store: Store, name: str, current: str) -> str | None:
     while stack and stack[-1] == current:
         stack.pop()
     return stack[-1] if stack else None
+
+
+# --8<-- [end:previous_champion]
 
 
 def champion_at(store: Store, name: str, when: datetime) -> str | None:

@@ -21,6 +21,8 @@ from mlops_lab.settings import Settings
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# Tracking URIs that name a database directly (serverless), as SQLAlchemy spells them.
+DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 
 
 def configure_mlflow_env() -> None:
@@ -63,14 +65,16 @@ def client_for(settings: Settings) -> MlflowClient:
 def ensure_experiment(client: MlflowClient, settings: Settings) -> str:
     """The experiment id, creating it if needed.
 
-    Through the server, artifacts are proxied (`mlflow-artifacts:/`); serverless, they go to
-    a local folder. Both end up under home/mlflow/artifacts on this machine.
+    Through the server, artifacts are proxied (`mlflow-artifacts:/`); serverless (a database
+    URI: SQLite, or Postgres in tests/test_postgres.py), they go to a local folder rather than
+    MLflow's default `./mlruns` under whatever the working directory is. Both end up under
+    home/mlflow/artifacts on this machine.
     """
     exp = client.get_experiment_by_name(settings.experiment_name)
     if exp is not None:
         return str(exp.experiment_id)
     location = None
-    if client.tracking_uri.startswith("sqlite"):
+    if client.tracking_uri.split(":", 1)[0].split("+", 1)[0] in DATABASE_SCHEMES:
         location = settings.mlflow_artifacts_dir.as_uri()
     return str(client.create_experiment(settings.experiment_name, artifact_location=location))
 

@@ -15,8 +15,10 @@ import contextlib
 import io
 import subprocess
 import tempfile
+import time
 import warnings
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +83,10 @@ def train(
     x_fit, x_hold, y_fit, y_hold = train_test_split(
         x, y, test_size=0.25, random_state=params.seed, stratify=y if y.nunique() == 2 else None
     )
-    pipeline = fraud_model.build_pipeline(params).fit(x_fit, y_fit)
+    pipeline, logged_params, trusted = _build(settings, params)
+    started = time.perf_counter()
+    pipeline.fit(x_fit, y_fit)
+    fit_seconds = time.perf_counter() - started
     hold_scores = fraud_model.scores(pipeline, x_hold)
     threshold = fraud_model.budget_threshold(fraud_model.scores(pipeline, x_fit), settings.flag_budget)
     metrics = fraud_model.metrics(y_hold.to_numpy(), hold_scores, threshold)
@@ -90,15 +95,23 @@ def train(
     client = client_for(settings)
     experiment_id = ensure_experiment(client, settings)
     data_fp = fingerprint(data)
+    # --8<-- [start:lineage]
     tags = {
         "data_fingerprint": data_fp,
+        "model_flavour": settings.model_flavour,
         **code_version(),
         **(lineage or {}),
     }
+    # --8<-- [end:lineage]
     with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run:
-        mlflow.log_params({**asdict(params), "decision_threshold": round(threshold, 6), "rows": len(data)})
+        mlflow.log_params({**logged_params, "decision_threshold": round(threshold, 6), "rows": len(data)})
         mlflow.log_metrics(
-            {**metrics, "fraud_rate": float(y.mean()), **{f"latency_{k}": v for k, v in latency.items()}}
+            {
+                **metrics,
+                "fraud_rate": float(y.mean()),
+                "fit_seconds": fit_seconds,
+                **{f"latency_{k}": v for k, v in latency.items()},
+            }
         )
         # Nullable features travel as floats (an int column cannot hold a missing value).
         example = x_hold.head(5).astype({f.name: "float64" for f in SCHEMA.features if f.nullable})
@@ -111,7 +124,8 @@ def train(
             signature=signature,
             input_example=example,
             serialization_format="skops",
-            skops_trusted_types=SKOPS_TRUSTED,
+            skops_trusted_types=trusted,
+            pip_requirements=model_requirements(settings.model_flavour),
         )
         _log_frames(
             {
@@ -129,6 +143,32 @@ def train(
     for key, value in tags.items():
         client.set_model_version_tag(settings.model_name, version.version, key, value)
     return TrainResult(run.info.run_id, str(version.version), metrics, threshold, data_fp)
+
+
+def _build(settings: Settings, params: fraud_model.Hyperparams) -> tuple[Any, dict[str, Any], list[str]]:
+    """The unfitted pipeline of the configured flavour, the params to log, the types skops must trust."""
+    if settings.model_flavour == "torch":
+        from mlops_lab.lifecycle import torch_model  # torch itself is imported only when fitting
+
+        torch_params = torch_model.TorchHyperparams(seed=params.seed)
+        device = torch_model.resolve_device(settings.model_device)  # fails fast, before any logging
+        logged = {**asdict(torch_params), "model_flavour": "torch", "train_device": device}
+        pipeline = torch_model.build_pipeline(torch_params, device=device)
+        return pipeline, logged, SKOPS_TRUSTED + torch_model.SKOPS_TRUSTED
+    logged = {**asdict(params), "model_flavour": "sklearn", "train_device": "cpu"}
+    return fraud_model.build_pipeline(params), logged, SKOPS_TRUSTED
+
+
+def model_requirements(flavour: str) -> list[str]:
+    """The model's pip requirements, pinned to what is installed (the lock).
+
+    Given explicitly because MLflow's inference loads the model in a child process to see what
+    it imports: ~15 s per logged model, and it pins whatever else happens to be imported.
+    """
+    packages = ["scikit-learn", "skops", "numpy", "scipy", "pandas"] + (
+        ["torch"] if flavour == "torch" else []
+    )
+    return [f"{name}=={metadata.version(name).split('+')[0]}" for name in packages]
 
 
 def _reference_sample(x_fit: pd.DataFrame, pipeline: Any, seed: int) -> pd.DataFrame:

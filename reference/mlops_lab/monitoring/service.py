@@ -85,6 +85,15 @@ def pipeline_trigger(settings: Settings, reason: str) -> object:
     return result
 
 
+def default_trigger(settings: Settings) -> Trigger:
+    """The trigger `retrain_backend` names: the local pipeline, or a Job in the cluster."""
+    if settings.retrain_backend == "kubernetes":
+        from mlops_lab.pipeline.k8s_job import kubernetes_trigger
+
+        return kubernetes_trigger
+    return pipeline_trigger
+
+
 class Monitor:
     def __init__(
         self,
@@ -102,7 +111,7 @@ class Monitor:
             raise ValueError("max_lag_windows and keep_reports must be at least 1")
         self.settings = settings
         self.store = store or Store(settings.resolved_store_url)
-        self.trigger = trigger or pipeline_trigger
+        self.trigger = trigger or default_trigger(settings)
         self.policy = policy or TriggerPolicy.from_settings(settings)
         self.max_lag_windows = max_lag_windows
         self.keep_reports = keep_reports

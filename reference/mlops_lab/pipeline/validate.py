@@ -119,6 +119,7 @@ def validate_rows(
             texts.append(f"{LABEL}: {int(training[LABEL].isna().sum()):,} rows without a label")
         problems += [_schema_problem(text, prefix="training data: ") for text in texts]
 
+    # --8<-- [start:unit_bug]
     if reference is not None and _numeric(rows, UNIT_COLUMN) and _numeric(reference, UNIT_COLUMN):
         checked.append("unit_bug")
         new_median = float(np.nanmedian(rows[UNIT_COLUMN].to_numpy(dtype=float))) if len(rows) else 0.0
@@ -135,6 +136,7 @@ def validate_rows(
                         f"such as cents for dollars, limit x{unit_ratio:g})",
                     )
                 )
+    # --8<-- [end:unit_bug]
 
     checked.append("missing_values")
     for feat in SCHEMA.features:

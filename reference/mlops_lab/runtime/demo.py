@@ -396,12 +396,14 @@ class Story:
         tl, s = self.tl, self.s
         tl.act("Act 5: a candidate that passes offline and fails online")
         champion = self._alias(CHAMPION)
+        # --8<-- [start:bad_candidate]
         # The warehouse export stores amounts in cents; serving sends dollars.
         export = generate("covariate_shift", self.p.train_rows // 2, seed=s.seed + 40)
         export = export.assign(amount=export["amount"] * 100)
         # The export job drops the few rows its schema refuses (amounts over the cap, in cents).
         cap = next(f.maximum for f in SCHEMA.features if f.name == "amount")
         export = export[export["amount"] <= (cap or float("inf"))]
+        # --8<-- [end:bad_candidate]
         version = train(
             s, export, lineage={"trigger_reason": "demo: notebook retrain on the warehouse export"}
         ).version

@@ -39,6 +39,7 @@ class LoadReport:
     slo_p99_ms: float
     slo_error_rate: float
 
+    # --8<-- [start:slo]
     @property
     def error_rate(self) -> float:
         return self.failures / self.requests if self.requests else 1.0
@@ -46,6 +47,8 @@ class LoadReport:
     @property
     def slo_met(self) -> bool:
         return self.requests > 0 and self.p99_ms <= self.slo_p99_ms and self.error_rate <= self.slo_error_rate
+
+    # --8<-- [end:slo]
 
     def as_dict(self) -> dict[str, object]:
         return {**asdict(self), "error_rate": self.error_rate, "slo_met": self.slo_met}

@@ -94,9 +94,11 @@ def mlflow_spec(settings: Settings) -> ProcessSpec:
     return ProcessSpec("mlflow", argv, f"{settings.mlflow_server_uri}/health", settings.mlflow_port)
 
 
-def server_spec(settings: Settings, variant: str) -> ProcessSpec:
+def server_spec(settings: Settings, variant: str, impl: str = "reference") -> ProcessSpec:
+    """A model server; impl="exercises" serves the learner's lab 1 app and holder instead."""
     port = settings.port_of(variant)  # type: ignore[arg-type]
     argv = [sys.executable, "-m", "mlops_lab.cli", "serve", "--variant", variant, "--port", str(port)]
+    argv += ["--impl", impl] if impl != "reference" else []
     env = {"MLOPS_TRACKING_URI": settings.tracking_uri or settings.mlflow_server_uri}  # never serverless
     return ProcessSpec(variant, argv, f"http://{settings.host}:{port}/healthz", port, env=env)
 

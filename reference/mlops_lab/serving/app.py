@@ -77,6 +77,7 @@ def create_app(
     )
     metrics.store_queue_depth.labels(variant).set_function(lambda: writer.depth)
 
+    # --8<-- [start:lifespan]
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         writer.start()
@@ -88,6 +89,8 @@ def create_app(
             # stop reloading, then drain the prediction queue to the store.
             holder.stop()
             await asyncio.to_thread(writer.close)
+
+    # --8<-- [end:lifespan]
 
     app = FastAPI(
         title=f"mlops-lab model server ({variant})",
@@ -118,12 +121,15 @@ def create_app(
         ]
         return JSONResponse({"detail": errors}, status_code=422)
 
+    # --8<-- [start:not_ready]
     def not_ready() -> JSONResponse:
         return JSONResponse(
             {"detail": holder.not_ready_reason or "model not loaded"},
             status_code=503,
             headers={"Retry-After": str(settings.retry_after_s)},
         )
+
+    # --8<-- [end:not_ready]
 
     def store_full() -> JSONResponse:
         metrics.store_drops.labels(variant).inc()
@@ -211,12 +217,15 @@ def create_app(
             threshold=m.threshold if m else None,
             loaded_at=m.loaded_at.isoformat() if m else None,
             scorer=m.scorer_kind if m else None,
+            flavour=m.flavour if m else None,
+            device=m.device if m else None,
             ready=m is not None,
             reason=holder.not_ready_reason,
             load_failures=holder.load_failures,
             last_error=holder.last_error,
         )
 
+    # --8<-- [start:probes]
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
@@ -227,6 +236,8 @@ def create_app(
         if m is None:
             return not_ready()
         return {"status": "ready", "model_version": m.version}
+
+    # --8<-- [end:probes]
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus() -> PlainTextResponse:

@@ -49,6 +49,8 @@ class LoadedModel:
     pipeline: Any
     compiled: fraud_model.Scorer | None
     loaded_at: datetime
+    flavour: str = "sklearn"  # or "torch" (docs/gpu.md)
+    device: str = "cpu"  # where scoring runs: the torch flavour may run on "cuda"
 
     @property
     def scorer_kind(self) -> str:
@@ -80,6 +82,8 @@ def load_version(settings: Settings, alias: str) -> LoadedModel:
     pipeline = mlflow.sklearn.load_model(f"models:/{settings.model_name}/{mv.version}")
     if not hasattr(pipeline, "predict_proba"):
         raise LoadError(f"version {mv.version} is not a classifier with predict_proba")
+    flavour, device = _place(pipeline, settings, str(mv.version))
+    # --8<-- [start:parity]
     warm = features_only(generate("baseline", WARMUP_ROWS, seed=settings.seed))
     expected = fraud_model.scores(pipeline, warm)
     compiled = fraud_model.compile_scorer(pipeline)
@@ -91,6 +95,7 @@ def load_version(settings: Settings, alias: str) -> LoadedModel:
                 "compiled scorer disagrees with the pipeline for v%s; serving the pipeline", mv.version
             )
             compiled = None
+    # --8<-- [end:parity]
     return LoadedModel(
         version=str(mv.version),
         alias=alias,
@@ -99,7 +104,22 @@ def load_version(settings: Settings, alias: str) -> LoadedModel:
         pipeline=pipeline,
         compiled=compiled,
         loaded_at=datetime.now(UTC),
+        flavour=flavour,
+        device=device,
     )
+
+
+def _place(pipeline: Any, settings: Settings, version: str) -> tuple[str, str]:
+    """(flavour, device). A torch version is moved to `settings.model_device` before warm-up;
+    no torch, or cuda asked for and absent, is a failed load with that reason (the old model stays)."""
+    clf = getattr(pipeline, "named_steps", {}).get("clf")
+    to_device = getattr(clf, "to_device", None)
+    if not callable(to_device):
+        return "sklearn", "cpu"
+    try:
+        return str(getattr(clf, "flavour", "torch")), str(to_device(settings.model_device))
+    except ValueError as exc:  # torch_model.TorchUnavailable
+        raise LoadError(f"version {version}: {exc}") from exc
 
 
 class ModelHolder:
@@ -125,6 +145,7 @@ class ModelHolder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    # --8<-- [start:swap]
     def refresh(self, force: bool = False) -> bool:
         """Load the alias's version if it changed (or if forced). True when a new model is in place."""
         with self._lock:
@@ -146,10 +167,19 @@ class ModelHolder:
             self.current = loaded  # the atomic swap
             self.not_ready_reason = None
             self.last_error = None
-            log.info("serving %s v%s (%s scorer)", self.alias, loaded.version, loaded.scorer_kind)
+            log.info(
+                "serving %s v%s (%s, %s scorer on %s)",
+                self.alias,
+                loaded.version,
+                loaded.flavour,
+                loaded.scorer_kind,
+                loaded.device,
+            )
             if self._on_load:
                 self._on_load(loaded)
             return True
+
+    # --8<-- [end:swap]
 
     def _failed(self, exc: Exception) -> None:
         message = f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]

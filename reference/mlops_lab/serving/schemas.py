@@ -21,6 +21,7 @@ FEATURE_NAMES = tuple(SCHEMA.names)
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 
+# --8<-- [start:field]
 def _field(feat: Feature) -> tuple[Any, Any]:
     if feat.kind == "numeric":
         typ: Any = int if feat.integer else float
@@ -34,6 +35,9 @@ def _field(feat: Feature) -> tuple[Any, Any]:
     if feat.nullable:
         typ = typ | None
     return typ, info
+
+
+# --8<-- [end:field]
 
 
 class _Base(BaseModel):
@@ -100,6 +104,8 @@ class ModelInfo(BaseModel):
     threshold: float | None
     loaded_at: str | None
     scorer: str | None
+    flavour: str | None = Field(None, description="model flavour: sklearn or torch (docs/gpu.md)")
+    device: str | None = Field(None, description="where the model scores: cpu or cuda")
     ready: bool
     reason: str | None
     load_failures: int
