@@ -10,7 +10,7 @@ S ?=
 TARGET ?= local
 
 # lab-N, hint-N, watch-N are pattern rules: N is any lab id in labs/labs.toml.
-.PHONY: scenario help setup setup-gpu demo test bench lint fmt lock up down status clean docs docs-serve notebooks cluster-up cluster-test cluster-down
+.PHONY: scenario scenarios help setup setup-gpu demo test bench lint fmt lock up down status clean docs docs-serve notebooks cluster-up cluster-test cluster-down
 
 help: ## list the targets
 	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/%/N/' | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -72,6 +72,9 @@ hint-%: setup ## one more hint for the first failing exercise of lab N
 
 watch-%: setup ## re-grade lab N on every save
 	@$(BIN)/mlops-lab lab watch $* $(if $(IMPL),--impl $(IMPL))
+
+scenarios: setup ## run every lab scenario on the reference (CI does; about 9 min)
+	@$(BIN)/mlops-lab lab scenario all
 
 scenario: setup ## break it on purpose: S=lab1/corrupt-model [IMPL=exercises] [TARGET=kind]
 	@if [ -z "$(S)" ]; then $(BIN)/mlops-lab lab scenario list; exit 2; fi

@@ -38,6 +38,15 @@ KUBECTL=$(command -v kubectl || true)
 if [ -z "$KUBECTL" ] && [ -x .venv/bin/kubectl ]; then KUBECTL=.venv/bin/kubectl; fi
 k() { "$KUBECTL" --context "$CONTEXT" --namespace "$NAMESPACE" "$@"; }
 
+# `docker info` answers only when the engine runs (bounded where GNU timeout exists; macOS lacks it).
+docker_running() {
+  if command -v timeout >/dev/null 2>&1; then
+    timeout 20 docker info >/dev/null 2>&1
+  else
+    docker info >/dev/null 2>&1
+  fi
+}
+
 # One line naming everything that is missing and where to get it; exit 2 (a usage problem).
 require() {
   local missing=()
@@ -46,7 +55,7 @@ require() {
       docker)
         if ! command -v docker >/dev/null 2>&1; then
           missing+=("docker (https://docs.docker.com/get-docker/)")
-        elif ! timeout 20 docker info >/dev/null 2>&1; then
+        elif ! docker_running; then
           missing+=("a running Docker engine (start Docker Desktop, or: sudo systemctl start docker)")
         fi ;;
       kind)

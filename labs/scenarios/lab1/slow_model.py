@@ -20,14 +20,16 @@ def run(ctx: Context) -> None:
     ctx.train_champion()
     base = ctx.start_server("stable")
 
-    before = load.run_load(ctx.settings, base, ctx.settings.home / "load-before", users=4, duration="6s")
+    # Paced clients (4 x 25 req/s), as real traffic is: the healthy server is far from saturated.
+    kw = {"users": 4, "duration": "6s", "rate_per_user": 25.0}
+    before = load.run_load(ctx.settings, base, ctx.settings.home / "load-before", **kw)
     ctx.info(f"baseline: {before.requests} requests, p50 {before.p50_ms:.0f} ms, p99 {before.p99_ms:.0f} ms")
     ctx.check(before.slo_met, f"the SLO holds before the fault (p99 {before.p99_ms:.0f} ms)")
 
     ctx.supervisor.stop("stable")
     base = ctx.start_server("stable", MLOPS_INJECT_LATENCY_MS=str(SLOWDOWN_MS))
     ctx.inject(f"a new build of the model takes {SLOWDOWN_MS} ms longer per prediction")
-    after = load.run_load(ctx.settings, base, ctx.settings.home / "load-after", users=4, duration="6s")
+    after = load.run_load(ctx.settings, base, ctx.settings.home / "load-after", **kw)
     ctx.symptom(f"{after.requests} requests, {after.failures} failed: it still 'works'")
     ctx.signal(f"p99 {after.p99_ms:.0f} ms against an SLO of {after.slo_p99_ms:.0f} ms")
     ctx.check(after.failures == 0, "no request failed: error-rate alerts stay quiet")

@@ -226,6 +226,15 @@ def run_scenario(name: str, impl: str, base: Settings, console: Console) -> bool
     if name == "list":
         list_scenarios(console)
         return True
+    if name == "all":  # CI runs every scenario on the reference
+        keys = [s.key for lab in load_manifest() for s in lab.scenarios]
+        results = {key: run_scenario(key, impl, base, console) for key in keys}
+        failed = [key for key, ok in results.items() if not ok]
+        console.print(
+            f"\n{len(keys) - len(failed)}/{len(keys)} scenarios passed"
+            + (f"; failed: {failed}" if failed else "")
+        )
+        return not failed
     from mlops_lab.lifecycle.tracking import configure_mlflow_env
 
     configure_mlflow_env()

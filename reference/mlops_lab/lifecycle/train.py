@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
 import tempfile
 import time
@@ -50,7 +51,13 @@ class TrainResult:
 
 
 def code_version() -> dict[str, str]:
-    """Git sha of the working tree (and whether it had uncommitted changes), or 'unknown'."""
+    """Git sha of the working tree (and whether it had uncommitted changes), or 'unknown'.
+
+    In the container image there is no .git: the sha it was built from is in MLOPS_LAB_GIT_SHA.
+    """
+    baked = os.environ.get("MLOPS_LAB_GIT_SHA")
+    if baked:
+        return {"code_version": baked, "code_dirty": "false"}
     here = Path(__file__).resolve().parent
     try:
         sha = subprocess.run(
