@@ -4,7 +4,7 @@
     Reference: reference/mlops_lab/serving/batch.py (score_file)   Docs: docs/labs/lab-1-serving.md
 
 A nightly job scores a file that may not fit in memory. `score_file` reads it `chunk_rows` rows
-at a time (`iter_chunks` is written), scores each chunk, and writes the scored rows so that the
+at a time (`iter_chunks`, imported, is written), scores each chunk, and writes the scored rows so that the
 output appears complete or not at all: a crash half-way must never leave a file that looks done.
 """
 
@@ -22,15 +22,7 @@ import pyarrow.parquet as pq
 
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.lifecycle import model as fraud_model
-
-
-def iter_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """The input file, `chunk_rows` rows at a time (Parquet by record batch, CSV by chunksize)."""
-    if path.suffix == ".parquet":
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
-            yield batch.to_pandas()
-    else:
-        yield from pd.read_csv(path, chunksize=chunk_rows, dtype={"card_id": str})
+from mlops_lab.serving.batch import iter_chunks  # written: the input, chunk_rows rows at a time
 
 
 def score_file(

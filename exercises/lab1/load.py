@@ -3,24 +3,23 @@
     make lab-1        grade it          make hint-1      one more hint
     Reference: reference/mlops_lab/runtime/load.py       Docs: docs/labs/lab-1-serving.md
 
-`run_load` (written) runs locust headless against a server and hands its CSV summary to
-`report_from_csv`. You write the judgement: read the totals into a `LoadReport`, compute the
-error rate, and decide whether the SLO (p99 latency and error rate, from the settings) is met.
+`run_load` (written: it calls the reference runner) runs locust headless against a server and
+hands its CSV summary to your `report_from_csv`. You write the judgement: read the totals into
+a `LoadReport`, compute the error rate, and decide whether the SLO (p99 latency and error rate,
+from the settings) is met.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import os
-import subprocess
-import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from mlops_lab.runtime.load import LOCUSTFILE  # the reference locust user: realistic transactions
+from mlops_lab.runtime import load as reference_load
 from mlops_lab.settings import Settings
 
 
@@ -50,74 +49,13 @@ class LoadReport:
         # TODO(lab-1): met when requests were sent, p99 <= slo_p99_ms and error_rate <= slo_error_rate.
         raise NotImplementedError("TODO(lab-1): slo_met")
 
-    def as_dict(self) -> dict[str, object]:
-        return {**asdict(self), "error_rate": self.error_rate, "slo_met": self.slo_met}
 
-    def markdown(self) -> str:
-        ok = "met" if self.slo_met else "MISSED"
-        return "\n".join(
-            [
-                f"| {self.host} | scenario `{self.scenario}` | {self.users} users | {self.duration} |",
-                "|---|---|---|---|",
-                f"| requests | {self.requests} | throughput | {self.rps:.1f} req/s |",
-                f"| p50 / p95 / p99 | {self.p50_ms:.1f} / {self.p95_ms:.1f} / {self.p99_ms:.1f} ms "
-                f"| error rate | {self.error_rate:.3%} |",
-                f"| model version | {self.model_version} | SLO (p99 <= {self.slo_p99_ms:.0f} ms, errors <= "
-                f"{self.slo_error_rate:.1%}) | **{ok}** |",
-            ]
-        )
+def run_load(settings: Settings, host: str, out_dir: Path, **options: Any) -> LoadReport:
+    """Run locust headless against `host` (the reference runner) and judge it with your report_from_csv.
 
-
-def run_load(
-    settings: Settings,
-    host: str,
-    out_dir: Path,
-    *,
-    users: int = 8,
-    spawn_rate: float = 8,
-    duration: str = "20s",
-    scenario: str = "baseline",
-    rate_per_user: float = 0.0,
-) -> LoadReport:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    prefix = out_dir / "locust"
-    argv = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(LOCUSTFILE),
-        "--host",
-        host,
-        "--headless",
-        "--users",
-        str(users),
-        "--spawn-rate",
-        str(spawn_rate),
-        "--run-time",
-        duration,
-        "--csv",
-        str(prefix),
-        "--only-summary",
-        "--stop-timeout",
-        "5",
-        "--exit-code-on-error",
-        "0",
-        "--loglevel",
-        "WARNING",
-    ]
-    env = {
-        **os.environ,
-        "MLOPS_LOAD_SCENARIO": scenario,
-        "MLOPS_LOAD_SEED": str(settings.seed),
-        "MLOPS_LOAD_RATE_PER_USER": str(rate_per_user),
-    }
-    with (out_dir / "locust.log").open("w") as log:
-        proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env, check=False)
-    stats = Path(f"{prefix}_stats.csv")
-    if proc.returncode != 0 or not stats.exists():
-        raise RuntimeError(f"locust failed (exit {proc.returncode}); see {out_dir / 'locust.log'}")
-    return report_from_csv(settings, host, stats, scenario=scenario, duration=duration, users=users)
+    options: users, spawn_rate, duration ("20s"), scenario, rate_per_user (requests/s per user).
+    """
+    return reference_load.run_load(settings, host, out_dir, report=report_from_csv, **options)
 
 
 def report_from_csv(

@@ -17,40 +17,14 @@ The first model has no champion: only the checks that need none apply.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score
 
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.lifecycle import model as fraud_model
+from mlops_lab.lifecycle.gate import SLICE_COLUMN, Check, GateVerdict, _worst_slice  # written
 from mlops_lab.settings import Settings
-
-SLICE_COLUMN = "channel"
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    passed: bool
-    detail: str
-
-
-@dataclass(frozen=True)
-class GateVerdict:
-    passed: bool
-    checks: tuple[Check, ...]
-    challenger: dict[str, float] = field(default_factory=dict)
-    champion: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def reasons(self) -> list[str]:
-        return [f"{c.name}: {c.detail}" for c in self.checks if not c.passed]
-
-    def summary(self) -> str:
-        return "PASS" if self.passed else "FAIL (" + "; ".join(self.reasons) + ")"
 
 
 def evaluate(
@@ -98,24 +72,3 @@ def evaluate(
         #    None; it fails when drop > settings.gate_slice_margin
         raise NotImplementedError("TODO(lab-2): the champion comparisons")
     return GateVerdict(all(c.passed for c in checks), tuple(checks), new, old)
-
-
-def _worst_slice(
-    holdout: pd.DataFrame, y: np.ndarray, new_scores: np.ndarray, old_scores: np.ndarray
-) -> tuple[str, float] | None:
-    """The slice where the challenger loses most PR-AUC against the champion.
-
-    Only slices with both classes count.
-    """
-    worst: tuple[str, float] | None = None
-    for value in sorted(holdout[SLICE_COLUMN].astype(str).unique()):
-        mask = (holdout[SLICE_COLUMN].astype(str) == value).to_numpy()
-        if len(np.unique(y[mask])) < 2 or y[mask].sum() < 5:
-            continue
-        drop = float(
-            average_precision_score(y[mask], old_scores[mask])
-            - average_precision_score(y[mask], new_scores[mask])
-        )
-        if worst is None or drop > worst[1]:
-            worst = (value, drop)
-    return worst

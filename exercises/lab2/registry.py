@@ -11,56 +11,11 @@ rollback reads its history from there.
 
 from __future__ import annotations
 
-import getpass
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
-
 from mlflow import MlflowClient
 
+from mlops_lab.lifecycle.registry import ALIAS_MOVES, RegistryError  # written: the moves, the error
 from mlops_lab.lifecycle.tracking import CHAMPION, version_by_alias
 from mlops_lab.store.db import Store
-
-ALIAS_MOVES = ("promote", "rollback", "set_alias")
-
-
-class RegistryError(Exception):
-    """A registry operation that cannot proceed; the message is for the user."""
-
-
-@dataclass(frozen=True)
-class VersionRow:
-    version: str
-    aliases: list[str]
-    created: datetime
-    run_id: str | None
-    tags: dict[str, str]
-
-
-def default_actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
-def list_versions(client: MlflowClient, name: str) -> list[VersionRow]:
-    versions = client.search_model_versions(f"name = '{name}'")
-    aliases: dict[str, list[str]] = {}
-    if versions:  # search results do not carry aliases; the registered model does
-        for alias, version in client.get_registered_model(name).aliases.items():
-            aliases.setdefault(str(version), []).append(alias)
-    rows = [
-        VersionRow(
-            str(v.version),
-            sorted(aliases.get(str(v.version), [])),
-            datetime.fromtimestamp(v.creation_timestamp / 1000),
-            v.run_id,
-            dict(v.tags or {}),
-        )
-        for v in versions
-    ]
-    return sorted(rows, key=lambda r: int(r.version))
 
 
 def set_alias(
@@ -99,17 +54,6 @@ def rollback(client: MlflowClient, store: Store, name: str, *, actor: str, reaso
     raise NotImplementedError("TODO(lab-2): rollback")
 
 
-def champion_timeline(store: Store, name: str) -> list[tuple[datetime, str]]:
-    """(time, version) for every move of `champion`, oldest first."""
-    return [
-        (e["ts"], str(e["details"]["version"]))
-        for e in store.audit_log()
-        if e["action"] in ALIAS_MOVES
-        and e["details"].get("model") == name
-        and e["details"].get("alias") == CHAMPION
-    ]
-
-
 def previous_champion(store: Store, name: str, current: str) -> str | None:
     """The champion before the current one, skipping versions that were rolled back from.
 
@@ -121,19 +65,3 @@ def previous_champion(store: Store, name: str, current: str) -> str | None:
     # down to the version it rolled back to; any other move in ALIAS_MOVES pushes its version.
     # Then drop `current` from the top and return the top (or None).
     raise NotImplementedError("TODO(lab-2): previous_champion")
-
-
-def champion_at(store: Store, name: str, when: datetime) -> str | None:
-    version = None
-    for ts, v in champion_timeline(store, name):
-        if _naive(ts) <= _naive(when):
-            version = v
-    return version
-
-
-def _naive(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=None) if ts.tzinfo else ts
-
-
-def history(store: Store, name: str) -> list[dict[str, Any]]:
-    return [e for e in store.audit_log() if e["details"].get("model") == name]

@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-import subprocess
-import tempfile
 import warnings
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
 import mlflow
@@ -29,37 +26,17 @@ from mlops_lab.data.io import fingerprint
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.lifecycle import model as fraud_model
 from mlops_lab.lifecycle.tracking import client_for, ensure_experiment
+from mlops_lab.lifecycle.train import (  # written: constants, lineage and artifact helpers
+    HOLDOUT_ARTIFACT,
+    REFERENCE_ARTIFACT,
+    SKOPS_TRUSTED,
+    TrainResult,
+    _log_frames,
+    _reference_sample,
+    code_version,
+    model_requirements,
+)
 from mlops_lab.settings import Settings
-
-REFERENCE_ARTIFACT = "reference/reference.parquet"
-HOLDOUT_ARTIFACT = "eval/holdout.parquet"
-REFERENCE_ROWS = 5_000
-# Types skops must trust to load the pipeline back (the log1p ufunc and the encoder dtype).
-SKOPS_TRUSTED = ["numpy.log1p", "numpy.dtype"]
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    run_id: str
-    version: str
-    metrics: dict[str, float]
-    threshold: float
-    data_fingerprint: str
-
-
-def code_version() -> dict[str, str]:
-    """Git sha of the working tree (and whether it had uncommitted changes), or 'unknown'."""
-    here = Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True
-        ).stdout
-        return {"code_version": sha, "code_dirty": str(bool(dirty.strip())).lower()}
-    except (OSError, subprocess.CalledProcessError):
-        return {"code_version": "unknown", "code_dirty": "unknown"}
 
 
 def train(
@@ -105,7 +82,8 @@ def train(
         #     x_hold.head(5) with the nullable features cast to float64 (an int column cannot
         #     hold a missing value); log the pipeline with mlflow.sklearn.log_model(pipeline,
         #     name="model", signature=..., input_example=example, serialization_format="skops",
-        #     skops_trusted_types=SKOPS_TRUSTED)
+        #     skops_trusted_types=SKOPS_TRUSTED, pip_requirements=model_requirements("sklearn"))
+        #     (explicit requirements: MLflow would otherwise spend ~15 s inferring them)
         #  4. _log_frames({REFERENCE_ARTIFACT: _reference_sample(x_fit, pipeline, params.seed),
         #                  HOLDOUT_ARTIFACT: pd.concat([x_hold, y_hold], axis=1)})
         #  5. version = mlflow.register_model(<the logged model's uri>, settings.model_name)
@@ -113,35 +91,3 @@ def train(
         # with every lineage tag in `tags` (client.set_model_version_tag).
         raise NotImplementedError("TODO(lab-2): log the run and register the version")
     return TrainResult(run.info.run_id, str(version.version), metrics, threshold, data_fp)
-
-
-def _reference_sample(x_fit: pd.DataFrame, pipeline: Any, seed: int) -> pd.DataFrame:
-    sample = x_fit.sample(n=min(REFERENCE_ROWS, len(x_fit)), random_state=seed).reset_index(drop=True)
-    sample["score"] = fraud_model.scores(pipeline, sample[SCHEMA.names])
-    return sample
-
-
-def _log_frames(frames: dict[str, pd.DataFrame]) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        for rel, frame in frames.items():
-            path = Path(tmp) / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            frame.to_parquet(path, index=False)
-            mlflow.log_artifact(str(path), artifact_path=str(Path(rel).parent))
-
-
-def load_run_frame(settings: Settings, run_id: str, artifact: str) -> pd.DataFrame:
-    """Download one of the frames a training run logged (reference sample or holdout)."""
-    client = client_for(settings)
-    with tempfile.TemporaryDirectory() as tmp:
-        local = client.download_artifacts(run_id, artifact, tmp)
-        return pd.read_parquet(local)
-
-
-def load_model(settings: Settings, version: str) -> Any:
-    client_for(settings)  # points MLflow's globals at the registry
-    return mlflow.sklearn.load_model(f"models:/{settings.model_name}/{version}")
-
-
-def threshold_of(version_tags: dict[str, str]) -> float:
-    return float(version_tags.get("decision_threshold", 0.5))
