@@ -29,7 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from mlops_lab.serving.app import ALIAS_OF
+from mlops_lab.serving.app import ALIAS_OF, describe
 from mlops_lab.serving.holder import LoadedModel, ModelHolder
 from mlops_lab.serving.metrics import ServerMetrics
 from mlops_lab.serving.schemas import ModelInfo, PredictRequest, PredictResponse
@@ -120,20 +120,7 @@ def create_app(
 
     @app.get("/v1/model", response_model=ModelInfo)
     async def model_info() -> ModelInfo:
-        m = holder.current
-        return ModelInfo(
-            name=settings.model_name,
-            alias=holder.alias,
-            version=m.version if m else None,
-            run_id=m.run_id if m else None,
-            threshold=m.threshold if m else None,
-            loaded_at=m.loaded_at.isoformat() if m else None,
-            scorer=m.scorer_kind if m else None,
-            ready=m is not None,
-            reason=holder.not_ready_reason,
-            load_failures=holder.load_failures,
-            last_error=holder.last_error,
-        )
+        return describe(settings, holder)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -13,43 +13,25 @@ You write `refresh`: what happens when a load succeeds, and when it fails.
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections.abc import Callable
-
-from mlflow import MlflowClient
 
 from mlops_lab.lifecycle.tracking import client_for, version_by_alias
+from mlops_lab.serving import holder as reference
 from mlops_lab.serving.holder import LoadedModel, LoadError, load_version
-from mlops_lab.settings import Settings
 
 log = logging.getLogger(__name__)
 
 __all__ = ["LoadError", "LoadedModel", "ModelHolder"]
 
 
-class ModelHolder:
-    def __init__(
-        self,
-        settings: Settings,
-        alias: str,
-        loader: Callable[[Settings, str], LoadedModel] = load_version,
-        on_load: Callable[[LoadedModel], None] | None = None,
-        on_failure: Callable[[str], None] | None = None,
-    ) -> None:
-        self.settings = settings
-        self.alias = alias
-        self._loader = loader
-        self._on_load = on_load
-        self._on_failure = on_failure
-        self.current: LoadedModel | None = None  # what requests are scored with
-        self.not_ready_reason: str | None = "model not loaded yet"  # why /readyz says 503
-        self.last_error: str | None = None  # the last failed load, for /v1/model
-        self.load_failures = 0
-        self._client: MlflowClient | None = None
-        self._lock = threading.Lock()  # one load at a time; readers never take it
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+class ModelHolder(reference.ModelHolder):
+    """The reference holder with your `refresh`. What it keeps (set up in the reference __init__):
+
+    current            the LoadedModel requests are scored with (None until the first load)
+    not_ready_reason   why /readyz says 503 (None once a model is loaded)
+    last_error         the last failed load, "<ExceptionClass>: <message>", for /v1/model
+    load_failures      how many loads failed
+    _loader, _on_load, _on_failure, _lock, _client   as passed in / internal
+    """
 
     def alias_moved(self) -> bool:
         """True when the registry's alias points at another version than the one being served."""
@@ -74,15 +56,6 @@ class ModelHolder:
             #    model is loaded at all, call self._on_failure(message) when set; return False.
             raise NotImplementedError("TODO(lab-1): the atomic swap")
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._poll, name=f"holder-{self.alias}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
     def _poll(self) -> None:
         # Until a model is loaded retry quickly (the registry may just be starting), then poll.
         while not self._stop.is_set():
@@ -97,9 +70,3 @@ class ModelHolder:
                 else min(1.0, self.settings.reload_poll_s)
             )
             self._stop.wait(wait)
-
-    def wait_ready(self, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while self.current is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return self.current is not None

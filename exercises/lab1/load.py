@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +22,9 @@ from mlops_lab.runtime import load as reference_load
 from mlops_lab.settings import Settings
 
 
-@dataclass(frozen=True)
-class LoadReport:
-    host: str
-    scenario: str
-    duration: str
-    users: int
-    requests: int
-    failures: int
-    rps: float
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    model_version: str | None
-    slo_p99_ms: float
-    slo_error_rate: float
+class LoadReport(reference_load.LoadReport):
+    """The reference report's fields (host, scenario, duration, users, requests, failures, rps,
+    p50_ms, p95_ms, p99_ms, model_version, slo_p99_ms, slo_error_rate) with your judgement."""
 
     @property
     def error_rate(self) -> float:

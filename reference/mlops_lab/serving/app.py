@@ -208,22 +208,7 @@ def create_app(
 
     @app.get("/v1/model", response_model=ModelInfo)
     async def model_info() -> ModelInfo:
-        m = holder.current
-        return ModelInfo(
-            name=settings.model_name,
-            alias=holder.alias,
-            version=m.version if m else None,
-            run_id=m.run_id if m else None,
-            threshold=m.threshold if m else None,
-            loaded_at=m.loaded_at.isoformat() if m else None,
-            scorer=m.scorer_kind if m else None,
-            flavour=m.flavour if m else None,
-            device=m.device if m else None,
-            ready=m is not None,
-            reason=holder.not_ready_reason,
-            load_failures=holder.load_failures,
-            last_error=holder.last_error,
-        )
+        return describe(settings, holder)
 
     # --8<-- [start:probes]
     @app.get("/healthz")
@@ -264,6 +249,26 @@ def create_app(
         return JSONResponse(body, status_code=200 if changed else 503)
 
     return app
+
+
+def describe(settings: Settings, holder: ModelHolder) -> ModelInfo:
+    """What /v1/model answers: the model being served and the holder's health."""
+    m = holder.current
+    return ModelInfo(
+        name=settings.model_name,
+        alias=holder.alias,
+        version=m.version if m else None,
+        run_id=m.run_id if m else None,
+        threshold=m.threshold if m else None,
+        loaded_at=m.loaded_at.isoformat() if m else None,
+        scorer=m.scorer_kind if m else None,
+        flavour=m.flavour if m else None,
+        device=m.device if m else None,
+        ready=m is not None,
+        reason=holder.not_ready_reason,
+        load_failures=holder.load_failures,
+        last_error=holder.last_error,
+    )
 
 
 class BodyLimit:
