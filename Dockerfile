@@ -53,7 +53,7 @@ RUN groupadd --system --gid 10001 mlops \
 COPY --from=builder /opt/venv /opt/venv
 
 # HOME too: MLflow, matplotlib and friends write caches under ~ when they write at all.
-# One BLAS/OpenMP thread per process: scale by pods, as locally by processes (DESIGN.md 6).
+# One BLAS/OpenMP thread per process: scale by pods, as locally by processes (docs/architecture.md).
 # MLOPS_HOST: a container has its own network namespace, so it listens on all its interfaces.
 ENV PATH=/opt/venv/bin:$PATH \
     VIRTUAL_ENV=/opt/venv \

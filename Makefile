@@ -10,7 +10,7 @@ S ?=
 TARGET ?= local
 
 # lab-N, hint-N, watch-N are pattern rules: N is any lab id in labs/labs.toml.
-.PHONY: scenario scenarios help setup setup-gpu demo test bench lint fmt lock up down status clean docs docs-serve notebooks cluster-up cluster-test cluster-down
+.PHONY: scenario scenarios help setup setup-gpu demo test test-fast bench lint fmt lock up down status clean docs docs-serve notebooks cluster-up cluster-test cluster-down
 
 help: ## list the targets
 	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/%/N/' | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -28,8 +28,11 @@ setup-gpu: setup ## add the optional gpu extra (torch) to .venv: the torch model
 demo: setup ## play the whole reference story locally; prints where the report is
 	@$(BIN)/mlops-lab demo
 
-test: setup ## run the test suite (real MLflow, uvicorn, locust)
-	@$(BIN)/pytest $(PYTEST_ARGS)
+test: setup ## run every test: unit, system (real MLflow, uvicorn, locust), e2e (demo, docs); the 15 slowest
+	@$(BIN)/pytest --durations=15 $(PYTEST_ARGS)
+
+test-fast: setup ## the unit tests only: no servers, no network (about a minute): a maintainer's loop
+	@$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 
 bench: setup ## benchmarks -> var/bench/{serving,router,canary,drift}.{json,md} (~15 min)
 	@$(BIN)/python -m mlops_lab.bench.serving
@@ -46,8 +49,8 @@ docs-serve: setup ## serve the docs site on http://127.0.0.1:8080 with live relo
 notebooks: setup ## open JupyterLab on notebooks/ (the lab walkthroughs), on 127.0.0.1 only
 	@$(BIN)/jupyter lab --notebook-dir notebooks --ip 127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
 
-lint: setup ## ruff + mypy
-	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+lint: setup ## ruff, mypy, import-linter (the layers in pyproject.toml)
+	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports --no-cache
 
 fmt: setup ## format the code
 	@$(BIN)/ruff format . && $(BIN)/ruff check --fix .

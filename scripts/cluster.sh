@@ -7,7 +7,7 @@
 #   scripts/cluster.sh down                # make cluster-down: delete the cluster and everything in it
 #   scripts/cluster.sh render [OVERLAY]    # print an overlay's manifests (no cluster needed)
 #   scripts/cluster.sh sync-rules          # refresh the Prometheus rules copy from reference/observability
-#   scripts/cluster.sh image               # the image name `up` builds and loads (tests/test_k8s.py reads it)
+#   scripts/cluster.sh image               # the image name `up` builds and loads (tests/unit/test_k8s_manifests.py reads it)
 #
 # OVERLAY=gpu uses the gpu overlay and the image with torch, on a cluster created with nvkind first.
 # Every kubectl call names the kind cluster's context: this script never touches another cluster.
@@ -20,7 +20,7 @@ NAMESPACE=mlops-lab
 CONTEXT=kind-$CLUSTER
 KIND_CONFIG=reference/k8s/kind/cluster.yaml
 SCENARIOS="stable-pod-deleted corrupt-canary bad-candidate"
-# The image tag is the version in pyproject.toml; the manifests use the same (tests/test_k8s.py).
+# The image tag is the version in pyproject.toml; the manifests use the same (tests/unit/test_k8s_manifests.py).
 VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml | head -n 1)
 IMAGE=mlops-lab:$VERSION
 BUILD_ARGS=(--build-arg "VERSION=$VERSION" --build-arg "GIT_SHA=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)")
@@ -147,7 +147,7 @@ cmd_test() {
   require kubectl kind python
   require_cluster
   say "the story: traffic, drift, a retraining Job, canary, promotion; a bad candidate rolled back"
-  KUBECTL=$KUBECTL .venv/bin/python -m mlops_lab.runtime.kind_story --context "$CONTEXT" story
+  KUBECTL=$KUBECTL .venv/bin/python -m mlops_lab.story.kind_story --context "$CONTEXT" story
   for s in $SCENARIOS; do
     cmd_scenario "$s"
   done
@@ -164,7 +164,7 @@ cmd_scenario() {
   require kubectl kind python
   require_cluster
   say "scenario kind/$name"
-  KUBECTL=$KUBECTL .venv/bin/python -m mlops_lab.runtime.kind_story --context "$CONTEXT" scenario "$name"
+  KUBECTL=$KUBECTL .venv/bin/python -m mlops_lab.story.kind_story --context "$CONTEXT" scenario "$name"
 }
 
 cmd_down() {

@@ -40,7 +40,7 @@ if ! command -v promtool >/dev/null 2>&1; then
          "macOS: brew install prometheus) to run the alert rule tests." >&2
   fi
 fi
-# Headless Chromium drives the docs site in tests/test_browser.py; it comes from Debian's package.
+# Headless Chromium drives the docs site in tests/e2e/test_browser.py; it comes from Debian's package.
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing Debian's chromium (the docs browser test)"

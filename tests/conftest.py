@@ -1,5 +1,16 @@
 """Shared fixtures: a trained registry (serverless MLflow on SQLite), free ports, settings.
 
+The folder a test lives in says what it may use, and becomes its marker (`-m unit`, ...):
+  unit/    no servers, no network, nothing started in the background: in-process code, the
+           real libraries (MLflow on SQLite, Evidently, FastAPI's TestClient) and offline
+           checkers (kustomize, promtool, shellcheck). `make test-fast` runs these.
+  system/  real processes talking over loopback: an MLflow server, uvicorn, locust, Airflow,
+           Postgres, the CLI as a subprocess, the labs' graders.
+  e2e/     the whole story and what a learner reads: the demo, the notebooks, the docs site
+           in a browser.
+No test depends on another having run first: each module-scoped system is put back in shape
+before every test that uses it.
+
 The expensive things (training, an MLflow server process) are session-scoped so the whole
 suite pays for them once. Everything writes under pytest's tmp dirs, never under var/.
 """
@@ -11,6 +22,7 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -19,12 +31,25 @@ from mlops_lab.data.generator import generate
 from mlops_lab.lifecycle.release import train_and_release
 from mlops_lab.lifecycle.tracking import configure_mlflow_env
 from mlops_lab.runtime.supervisor import Supervisor, mlflow_spec
+from mlops_lab.serving.schemas import EXAMPLE_REQUEST
 from mlops_lab.settings import Settings
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 configure_mlflow_env()
 
 TRAIN_ROWS = 12_000
+TESTS = Path(__file__).resolve().parent
+KINDS = ("unit", "system", "e2e")
+GOOD: dict[str, Any] = {k: v for k, v in EXAMPLE_REQUEST.items() if k != "card_id"}  # one valid request
+TOKEN = {"authorization": "Bearer change-me-local-only"}  # the default admin token
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with the folder it lives in (unit, system, e2e)."""
+    for item in items:
+        kind = item.path.relative_to(TESTS).parts[0]
+        assert kind in KINDS, f"{item.nodeid}: tests live in one of tests/{{{','.join(KINDS)}}}/"
+        item.add_marker(getattr(pytest.mark, kind))
 
 
 def free_port() -> int:

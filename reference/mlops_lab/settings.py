@@ -9,6 +9,7 @@ e.g. `MLOPS_HOME=/tmp/lab MLOPS_STABLE_PORT=9001 mlops-lab up`.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -24,7 +25,7 @@ class Settings(BaseSettings):
     # --- where state lives: everything the lab writes goes under home (gitignored var/)
     home: Path = Path("var")
 
-    # --- network: loopback only by default; ports are the DESIGN.md defaults
+    # --- network: loopback only by default; ports are the defaults docs/architecture.md draws
     host: str = "127.0.0.1"
     mlflow_port: int = 5000
     router_port: int = 8000
@@ -191,3 +192,30 @@ class Settings(BaseSettings):
 def get_settings(**overrides: object) -> Settings:
     """The one place settings are built; tests pass overrides instead of touching the environment."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """Environment for every child: the parent's settings (as MLOPS_* variables, so a child
+    sees exactly what its supervisor saw), one BLAS thread per process, no telemetry."""
+    env = {
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+        "PYTHONUNBUFFERED": "1",
+    }
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if name == "home":
+            value = Path(value).resolve()
+        if isinstance(value, (tuple, list, dict)):
+            value = json.dumps(list(value) if isinstance(value, tuple) else value)  # how pydantic reads them
+        env[f"MLOPS_{name.upper()}"] = str(value)
+    return env

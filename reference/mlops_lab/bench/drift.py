@@ -35,7 +35,8 @@ from mlops_lab.data.generator import features_only, generate
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.lifecycle.model import Hyperparams, build_pipeline
 from mlops_lab.monitoring.drift import DriftResult, detect_drift
-from mlops_lab.monitoring.policy import PolicyState, TriggerPolicy, feature_importance
+from mlops_lab.monitoring.importance import feature_importance
+from mlops_lab.monitoring.policy import PolicyState, TriggerPolicy
 from mlops_lab.monitoring.window import Estimate, WindowVerdict
 from mlops_lab.settings import get_settings
 

@@ -26,10 +26,9 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from mlops_lab.runtime.supervisor import server_env
 from mlops_lab.serving.app import create_app
 from mlops_lab.serving.schemas import PredictRequest
-from mlops_lab.settings import Settings, get_settings
+from mlops_lab.settings import Settings, child_env, get_settings
 
 NOOP_PATH = "/bench/noop"
 NOOP_GET_PATH = "/bench/noop-get"
@@ -176,7 +175,7 @@ def start_server(
         pinning = f"taskset -c {core}"
     # Drop the parent's MLOPS_* so the child sees exactly `settings` (unset fields included).
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
-    env.update(server_env(settings))
+    env.update(child_env(settings))
     env["MLOPS_TRACKING_URI"] = settings.tracking_uri or settings.mlflow_sqlite_uri
     env["OMP_NUM_THREADS"] = "1"
     log_path.parent.mkdir(parents=True, exist_ok=True)

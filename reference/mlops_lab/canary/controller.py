@@ -24,27 +24,29 @@ Every transition goes to the audit log (actor "canary-controller") and to Promet
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
-import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
-import pandas as pd
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from mlops_lab.canary.judge import Expectation, JudgeConfig, Judgement, Paired, Variant, judge, logit
-from mlops_lab.canary.router import SHADOW_SUFFIX, shadow_id
-from mlops_lab.data.io import write_json_atomic
+from mlops_lab.canary.evidence import judge_frame
+from mlops_lab.canary.judge import JudgeConfig, Judgement
+from mlops_lab.canary.state import (
+    PHASES,
+    Rollout,
+    abort_path,
+    controller_lock,
+    load_state,
+    save_state,
+)
+from mlops_lab.errors import UserError
 from mlops_lab.lifecycle import registry
 from mlops_lab.lifecycle.tracking import CHALLENGER, CHAMPION, client_for, version_by_alias
 from mlops_lab.settings import Settings
@@ -53,99 +55,7 @@ from mlops_lab.store.db import Store
 log = logging.getLogger("mlops_lab.canary")
 
 ACTOR = "canary-controller"
-ACTIVE = ("warming", "shadow", "step", "promoting", "rolling_back")
-PHASES = ("idle", *ACTIVE, "promoted", "rolled_back")
 EXPECTATION_TAG = "canary_expectation"
-
-
-@dataclass
-class Rollout:
-    rollout_id: str
-    candidate: str
-    champion: str
-    phase: str = "warming"
-    step_index: int = -1  # index into settings.canary_steps while phase == "step"
-    weight: int = 0  # what the router was last told
-    shadow: bool = False
-    phase_started: float = 0.0
-    judged_since: str = ""  # ISO time: the judge reads predictions from here (per mode)
-    counts_base: dict[str, dict[str, int]] = field(default_factory=dict)  # router counters then
-    counts_acc: dict[str, dict[str, int]] = field(default_factory=dict)  # from earlier router runs
-    router_started: float = 0.0
-    fraction: dict[str, float] = field(default_factory=lambda: {"paired": 0.0, "split": 0.0})
-    last_look: float = 0.0
-    last_verdict: str | None = None  # of the current phase
-    looks: list[dict[str, Any]] = field(default_factory=list)
-    expectation: str | None = None  # Expectation JSON recorded by the evaluate step
-    reason: str = ""
-    last_error: str | None = None
-    started: float = 0.0
-    finished: float | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.phase in ACTIVE
-
-    def describe(self) -> str:
-        where = f"{self.weight}%" + (" + shadow" if self.shadow else "")
-        return f"v{self.candidate} vs v{self.champion}: {self.phase} (router {where}) {self.reason}"
-
-
-@dataclass
-class ControllerState:
-    rollout: Rollout | None = None
-    judged: dict[str, str] = field(default_factory=dict)  # version -> promoted | rolled_back
-
-    def to_json(self) -> dict[str, Any]:
-        return {"rollout": asdict(self.rollout) if self.rollout else None, "judged": self.judged}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ControllerState:
-        r = data.get("rollout")
-        return cls(Rollout(**r) if r else None, dict(data.get("judged", {})))
-
-
-def load_state(settings: Settings) -> ControllerState:
-    path = settings.canary_state_path
-    if not path.exists():
-        return ControllerState()
-    try:
-        return ControllerState.from_json(json.loads(path.read_text()))
-    except (ValueError, TypeError) as err:
-        # Forgetting a rollout could promote nothing wrongly but would leave weights dangling.
-        raise ValueError(f"unreadable canary state {path} ({err}); fix or delete it") from err
-
-
-def save_state(settings: Settings, state: ControllerState) -> None:
-    write_json_atomic(settings.canary_state_path, state.to_json(), indent=1)
-
-
-def abort_path(settings: Settings) -> Path:
-    return settings.canary_state_path.with_name("abort.request")
-
-
-def request_abort(settings: Settings, reason: str) -> None:
-    """Ask the controller (daemon or next foreground tick) to roll the current canary back."""
-    write_json_atomic(abort_path(settings), {"reason": reason or "aborted by operator"})
-
-
-@contextlib.contextmanager
-def controller_lock(settings: Settings) -> Iterator[bool]:
-    """Exclusive right to drive rollouts: yields False when another controller holds it."""
-    path = settings.canary_state_path.with_name("controller.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            handle.write(str(os.getpid()))
-            handle.flush()
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class ControllerMetrics:
@@ -512,72 +422,13 @@ class Controller:
         return verdict
 
 
-def judge_frame(
-    frame: pd.DataFrame,
-    r: Rollout,
-    counts: dict[str, dict[str, int]],
-    config: JudgeConfig,
-    *,
-    shadow: bool,
-) -> Judgement:
-    """Split the store's rows into the judge's inputs and judge them (pure; tested directly)."""
-    if frame.empty:
-        frame = pd.DataFrame(
-            columns=["request_id", "variant", "model_version", "score", "decision", "latency_ms"]
-        )
-    mirrored = frame["request_id"].astype(str).str.endswith(SHADOW_SUFFIX)
-    stable_rows = frame[(frame["variant"] == "stable") & ~mirrored & (frame["model_version"] == r.champion)]
-    canary_rows = frame[
-        (frame["variant"] == "canary") & (mirrored == shadow) & (frame["model_version"] == r.candidate)
-    ]
-    c_stable = counts.get("stable", {"requests": 0, "errors": 0})
-    c_canary = counts.get("canary", {"requests": 0, "errors": 0})
-    stable = _variant(stable_rows, c_stable)
-    canary = _variant(canary_rows, c_canary)
-    expectation = (
-        Expectation.from_json(r.expectation)
-        if r.expectation
-        else Expectation.identical(
-            score_sd=float(np.std(logit(stable.scores))) if stable.n > 1 else 1.0,
-            flagged=float(stable.decisions.mean()) if stable.n else 0.05,
-        )
-    )
-    paired = None
-    if shadow:
-        keyed = stable_rows.assign(request_id=stable_rows["request_id"].map(shadow_id))
-        both = keyed.merge(canary_rows, on="request_id", suffixes=("_s", "_c"))
-        paired = Paired(
-            both["score_s"].to_numpy(float),
-            both["score_c"].to_numpy(float),
-            both["decision_s"].to_numpy(bool),
-            both["decision_c"].to_numpy(bool),
-        )
-    mode = "paired" if shadow else "split"
-    return judge(
-        stable, canary, expectation, config, previous_fraction=r.fraction.get(mode, 0.0), paired=paired
-    )
-
-
-def _variant(rows: pd.DataFrame, counts: dict[str, int]) -> Variant:
-    n = len(rows)
-    # The store only holds answered requests; the router counted the failures too.
-    requests = max(int(counts.get("requests", 0)), n)
-    return Variant.of(
-        rows["score"].to_numpy(float),
-        rows["decision"].to_numpy(bool),
-        rows["latency_ms"].to_numpy(float),
-        requests=requests,
-        errors=int(counts.get("errors", 0)),
-    )
-
-
 def run_daemon(settings: Settings, stop: threading.Event) -> None:
     """`mlops-lab canary run`: metrics on controller_port, then tick until `stop` is set."""
     from prometheus_client import start_http_server
 
     with controller_lock(settings) as mine:
         if not mine:
-            raise RuntimeError(
+            raise UserError(
                 f"another canary controller holds {settings.canary_state_path.parent}/controller.lock"
             )
         controller = Controller(settings)

@@ -31,14 +31,13 @@ import time
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from mlops_lab.data.io import write_json_atomic
+from mlops_lab.canary.weights import Weights, validate_weights
 from mlops_lab.serving.metrics import LATENCY_BUCKETS
 from mlops_lab.settings import Settings
 
@@ -64,53 +63,6 @@ def shadow_id(request_id: str) -> str:
 def bucket_of(key: str) -> int:
     """A stable 0..99 bucket per entity: the same card always lands on the same side."""
     return zlib.crc32(key.encode()) % 100
-
-
-@dataclass(frozen=True)
-class Weights:
-    canary_weight: int = 0  # percent of entities sent to the canary
-    shadow: bool = False  # mirror every request to the canary (stable still answers)
-    updated: float = 0.0
-    actor: str = "default"
-    reason: str = "no weights saved yet: everything to stable"
-
-    def save(self, path: Path) -> None:
-        write_json_atomic(path, asdict(self))
-
-    @classmethod
-    def load(cls, path: Path) -> Weights:
-        """Saved weights, or all-to-stable. An unreadable file also means all-to-stable: unlike
-        a lost cooldown, sending everything to the champion is always safe."""
-        try:
-            return cls(**json.loads(path.read_text()))
-        except FileNotFoundError:
-            return cls()
-        except (ValueError, TypeError) as err:
-            log.error("unreadable router weights %s (%s): sending everything to stable", path, err)
-            return cls(reason=f"unreadable weights file: {err}")
-
-
-def validate_weights(body: Any) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """The admin payload, or FastAPI-style field errors."""
-    errors: list[dict[str, Any]] = []
-    if not isinstance(body, dict):
-        return None, [{"loc": ["body"], "msg": "expected a JSON object", "type": "type_error"}]
-    weight = body.get("canary_weight")
-    if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
-        errors.append(
-            {"loc": ["body", "canary_weight"], "msg": "an integer from 0 to 100", "type": "value_error"}
-        )
-    shadow = body.get("shadow", False)
-    if not isinstance(shadow, bool):
-        errors.append({"loc": ["body", "shadow"], "msg": "true or false", "type": "type_error"})
-    for key in ("actor", "reason"):
-        if key in body and not isinstance(body[key], str):
-            errors.append({"loc": ["body", key], "msg": "a string", "type": "type_error"})
-    unknown = set(body) - {"canary_weight", "shadow", "actor", "reason"}
-    errors += [
-        {"loc": ["body", k], "msg": "unknown field", "type": "extra_forbidden"} for k in sorted(unknown)
-    ]
-    return (None if errors else body), errors
 
 
 class RouterMetrics:

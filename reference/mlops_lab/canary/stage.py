@@ -17,6 +17,7 @@ import pandas as pd
 from mlops_lab.canary.controller import EXPECTATION_TAG
 from mlops_lab.canary.judge import Expectation, expectation_from_scores
 from mlops_lab.data.schema import SCHEMA
+from mlops_lab.errors import UserError
 from mlops_lab.lifecycle import registry
 from mlops_lab.lifecycle.model import scores
 from mlops_lab.lifecycle.tracking import CHALLENGER, CHAMPION, client_for, version_by_alias
@@ -38,7 +39,7 @@ def record_expectation(
     name = settings.model_name
     champion = version_by_alias(client, name, CHAMPION)
     if champion is None:
-        raise LookupError(f"no @{CHAMPION} to compare v{version} with")
+        raise UserError(f"no @{CHAMPION} to compare v{version} with")
     candidate = client.get_model_version(name, version)
     offline = features if candidate_features is None else candidate_features
     if len(offline) != len(features):

@@ -6,7 +6,7 @@ and every test is reproducible. Vectorised numpy: a million rows take a couple o
     python -m mlops_lab.data.generator            # 5 rows of each scenario
     mlops-lab data generate --scenario covariate_shift --rows 100000 --out var/data/x.parquet
 
-Scenarios (DESIGN.md section 4):
+Scenarios (docs/architecture.md, "Data"):
   baseline          the world the first model is trained on
   covariate_shift   bigger amounts, more online and foreign spend: features that matter move
   unit_bug          an upstream change sends amounts in cents (x100); the labels do not change
@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_lab.data.schema import CHANNELS, COUNTRIES, DEVICE_OS, ENTITY, LABEL, MERCHANT_CATEGORIES, SCHEMA
+from mlops_lab.errors import InvalidValue
 
 SCENARIOS = (
     "baseline",
@@ -110,7 +111,7 @@ def fraud_probability(frame: pd.DataFrame, concept: str = "baseline") -> np.ndar
 def generate(scenario: str = "baseline", n: int = 10_000, seed: int = 42) -> pd.DataFrame:
     """Rows of `scenario` with columns card_id, the schema's features and is_fraud."""
     if scenario not in _BUILDERS:
-        raise ValueError(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
+        raise InvalidValue(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
     if n < 0:
         raise ValueError("n must be >= 0")
     return _BUILDERS[scenario](_seed_for(scenario, seed), n)

@@ -14,19 +14,21 @@ from typing import Any
 
 import pandas as pd
 
+from mlops_lab.errors import InvalidValue, MissingFile
+
 SUFFIXES = (".parquet", ".csv")
 
 
 def check_suffix(path: Path) -> None:
     if path.suffix not in SUFFIXES:
-        raise ValueError(f"{path}: use a .parquet or .csv file (got {path.suffix or 'no extension'!r})")
+        raise InvalidValue(f"{path}: use a .parquet or .csv file (got {path.suffix or 'no extension'!r})")
 
 
 def read_frame(path: Path | str) -> pd.DataFrame:
     path = Path(path)
     check_suffix(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise MissingFile(f"{path}: no such file")
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
     return pd.read_csv(path, dtype={"card_id": str})

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlops_lab
+from mlops_lab.errors import UserError
 
 
-class LabError(Exception):
+class LabError(UserError):
     """A lab command that cannot proceed; the message is one line for the user."""
 
 

@@ -28,6 +28,7 @@ import httpx
 from rich.console import Console
 from rich.markup import escape
 
+from mlops_lab.errors import UserError
 from mlops_lab.labs.impl import REFERENCE, load_exercise
 from mlops_lab.labs.manifest import LabError, Scenario, get_scenario, load_manifest, repo_root
 from mlops_lab.settings import Settings
@@ -35,7 +36,7 @@ from mlops_lab.settings import Settings
 STYLE = {"inject": "bold magenta", "symptom": "yellow", "signal": "cyan", "mitigate": "blue", "info": "dim"}
 
 
-class ScenarioFailed(Exception):
+class ScenarioFailed(UserError):
     """A check of the scenario did not hold: the system did not behave reliably."""
 
 

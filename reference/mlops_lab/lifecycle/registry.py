@@ -16,15 +16,29 @@ from datetime import datetime
 from typing import Any
 
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
+from mlops_lab.errors import UserError
 from mlops_lab.lifecycle.tracking import CHAMPION, version_by_alias
 from mlops_lab.store.db import Store
 
 ALIAS_MOVES = ("promote", "rollback", "set_alias")
 
 
-class RegistryError(Exception):
+class RegistryError(UserError):
     """A registry operation that cannot proceed; the message is for the user."""
+
+
+class NoSuchVersion(RegistryError):
+    """The registry answered: this model has no such version."""
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry could not answer (unreachable, erroring): nothing is known about the version."""
+
+
+# What MLflow answers for a version that does not exist (or is not a version number at all).
+NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
 @dataclass(frozen=True)
@@ -75,10 +89,7 @@ def set_alias(
     action: str,
 ) -> str | None:
     """Point `alias` at `version`; returns the previous target. Audited."""
-    try:
-        client.get_model_version(name, version)
-    except Exception as exc:
-        raise RegistryError(f"{name} has no version {version}") from exc
+    require_version(client, name, version)
     current = version_by_alias(client, name, alias)
     previous = str(current.version) if current is not None else None
     client.set_registered_model_alias(name, alias, version)
@@ -87,6 +98,18 @@ def set_alias(
 
 
 # --8<-- [end:set_alias]
+
+
+def require_version(client: MlflowClient, name: str, version: str) -> None:
+    """Raise NoSuchVersion unless `name` has `version`; RegistryUnavailable when the registry
+    cannot tell (down, erroring): "no such version" must never hide an outage."""
+    try:
+        client.get_model_version(name, version)
+    except MlflowException as exc:
+        if exc.error_code in NOT_FOUND:
+            raise NoSuchVersion(f"{name} has no version {version}") from exc
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RegistryUnavailable(f"the registry could not look up {name} v{version}: {first}") from exc
 
 
 def promote(

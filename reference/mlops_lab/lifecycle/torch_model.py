@@ -34,6 +34,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.pipeline import Pipeline
 
 from mlops_lab.data.schema import SCHEMA, Schema
+from mlops_lab.errors import UserError
 from mlops_lab.lifecycle.model import _key, build_preprocessor
 
 FLAVOUR = "torch"
@@ -54,7 +55,7 @@ class TorchHyperparams:
     seed: int = 42
 
 
-class TorchUnavailable(ValueError):
+class TorchUnavailable(UserError, ValueError):
     """torch is not installed, or the requested device is not there."""
 
 

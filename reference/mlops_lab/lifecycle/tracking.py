@@ -66,7 +66,7 @@ def ensure_experiment(client: MlflowClient, settings: Settings) -> str:
     """The experiment id, creating it if needed.
 
     Through the server, artifacts are proxied (`mlflow-artifacts:/`); serverless (a database
-    URI: SQLite, or Postgres in tests/test_postgres.py), they go to a local folder rather than
+    URI: SQLite, or Postgres in tests/system/test_postgres.py), they go to a local folder rather than
     MLflow's default `./mlruns` under whatever the working directory is. Both end up under
     home/mlflow/artifacts on this machine.
     """

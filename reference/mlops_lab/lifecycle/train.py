@@ -30,6 +30,7 @@ from sklearn.model_selection import train_test_split
 
 from mlops_lab.data.io import fingerprint
 from mlops_lab.data.schema import SCHEMA
+from mlops_lab.errors import BadData
 from mlops_lab.lifecycle import model as fraud_model
 from mlops_lab.lifecycle.tracking import client_for, ensure_experiment
 from mlops_lab.settings import Settings
@@ -84,7 +85,7 @@ def train(
     if SCHEMA.label not in data.columns:
         problems.append(f"missing label column {SCHEMA.label}")
     if problems:
-        raise ValueError("training data does not match the schema: " + "; ".join(problems))
+        raise BadData("training data does not match the schema: " + "; ".join(problems))
 
     x, y = data[SCHEMA.names], data[SCHEMA.label].astype(int)
     x_fit, x_hold, y_fit, y_hold = train_test_split(

@@ -1,6 +1,6 @@
-"""When drift triggers retraining: a pure policy over window verdicts, and feature importance.
+"""When drift triggers retraining: a pure policy over window verdicts.
 
-    python -m mlops_lab.monitoring.policy    # importance of a model fitted on baseline data
+    python -c "from mlops_lab.monitoring.policy import TriggerPolicy; help(TriggerPolicy)"
 
 A window triggers nothing on its own. `TriggerPolicy.decide` retrains only when all hold:
   - the window has at least `min_samples` rows (a small window neither counts nor resets);
@@ -22,18 +22,12 @@ import json
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
-import pandas as pd
+from typing import Any
 
 from mlops_lab.data.io import write_json_atomic
-from mlops_lab.data.schema import SCHEMA
-from mlops_lab.lifecycle.model import scores
+from mlops_lab.errors import BrokenStateFile
+from mlops_lab.monitoring.window import WindowVerdict
 from mlops_lab.settings import Settings
-
-if TYPE_CHECKING:  # window.py imports this module; the verdict type is only needed by mypy
-    from mlops_lab.monitoring.window import WindowVerdict
 
 
 @dataclass(frozen=True)
@@ -141,44 +135,4 @@ class PolicyState:
         try:
             return cls.from_json(json.loads(path.read_text()))
         except (ValueError, TypeError, AttributeError) as err:
-            raise ValueError(f"unreadable policy state {path} ({err}); delete it to reset") from err
-
-
-def feature_importance(pipeline: Any, reference: pd.DataFrame, seed: int = 0) -> dict[str, float]:
-    """Each schema feature's share of the model's attention, summing to 1.
-
-    Measured as the mean absolute change in the model's score when that one column of the
-    reference sample is shuffled (a seeded permutation, so the numbers are reproducible).
-    Needs no labels, which the reference sample does not carry, and works for any model
-    with predict_proba. An all-zero result (a constant model) falls back to equal weights:
-    without a way to tell features apart, every drift counts.
-    """
-    features = reference[SCHEMA.names].reset_index(drop=True)
-    if features.empty:
-        raise ValueError("feature importance needs a non-empty reference sample")
-    base = scores(pipeline, features)
-    rng = np.random.default_rng(seed)
-    raw: dict[str, float] = {}
-    for name in SCHEMA.names:
-        shuffled = features.copy()
-        shuffled[name] = rng.permutation(shuffled[name].to_numpy())
-        raw[name] = float(np.mean(np.abs(scores(pipeline, shuffled) - base)))
-    total = sum(raw.values())
-    if total <= 0.0:
-        return {name: 1.0 / len(raw) for name in raw}
-    return {name: value / total for name, value in raw.items()}
-
-
-def _main() -> None:
-    from mlops_lab.data.generator import generate
-    from mlops_lab.lifecycle.model import Hyperparams, build_pipeline
-
-    train = generate("baseline", 12_000, seed=1)
-    model = build_pipeline(Hyperparams()).fit(train[SCHEMA.names], train[SCHEMA.label])
-    importance = feature_importance(model, generate("baseline", 5_000, seed=2))
-    for name, share in sorted(importance.items(), key=lambda kv: -kv[1]):
-        print(f"{name:24} {share:6.1%}")
-
-
-if __name__ == "__main__":
-    _main()
+            raise BrokenStateFile(f"unreadable policy state {path} ({err}); delete it to reset") from err

@@ -34,7 +34,7 @@ import logging
 import re
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import replace
 from datetime import datetime
@@ -50,6 +50,7 @@ from mlops_lab.monitoring.metrics import MonitorMetrics
 from mlops_lab.monitoring.policy import TriggerPolicy
 from mlops_lab.monitoring.state import MonitorState, WindowReport, append_jsonl, tail_jsonl
 from mlops_lab.monitoring.window import Reference, evaluate_window, load_reference, realized_of
+from mlops_lab.pipeline.trigger import RetrainAlreadyRunning, Trigger, default_trigger
 from mlops_lab.settings import Settings
 from mlops_lab.store.db import Store, utcnow
 
@@ -58,40 +59,6 @@ log = logging.getLogger("mlops_lab.monitor")
 ACTOR = "monitor"
 VARIANT = "stable"  # the monitor watches what the champion serves; the canary is the judge's job
 REPORT_NAME = re.compile(r"^window-(\d+)\.html$")
-
-# A trigger is called as trigger(settings, reason) in a background thread. It returns anything
-# (described in /v1/status), raises TriggerSkipped when it did not run, or any other error.
-Trigger = Callable[[Settings, str], object]
-
-
-class TriggerSkipped(Exception):
-    """The trigger did not start a run (one is already in progress); counted as `skipped`."""
-
-
-def pipeline_trigger(settings: Settings, reason: str) -> object:
-    """The default trigger: the retraining pipeline (imported here: it pulls in Airflow helpers).
-
-    A run that reached a verdict is a success, whether it staged a challenger or a step refused
-    on purpose (bad data, the gate): the summary says which. A crashed or unfinished run fails.
-    """
-    from mlops_lab.pipeline.trigger import RetrainAlreadyRunning, retrain
-
-    try:
-        result = retrain(settings, reason)
-    except RetrainAlreadyRunning as exc:
-        raise TriggerSkipped(str(exc)) from exc
-    if result.status in ("crashed", "incomplete"):
-        raise RuntimeError(result.summary())
-    return result
-
-
-def default_trigger(settings: Settings) -> Trigger:
-    """The trigger `retrain_backend` names: the local pipeline, or a Job in the cluster."""
-    if settings.retrain_backend == "kubernetes":
-        from mlops_lab.pipeline.k8s_job import kubernetes_trigger
-
-        return kubernetes_trigger
-    return pipeline_trigger
 
 
 class Monitor:
@@ -291,7 +258,7 @@ class Monitor:
     def _run_trigger(self, reason: str) -> None:
         try:
             result = self.trigger(self.settings, reason)
-        except TriggerSkipped as exc:
+        except RetrainAlreadyRunning as exc:
             self._finish_trigger("skipped", str(exc))
         except Exception as exc:
             log.exception("the retraining trigger failed")

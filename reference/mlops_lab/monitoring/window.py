@@ -27,7 +27,7 @@ from mlops_lab.data.schema import SCHEMA
 from mlops_lab.lifecycle.tracking import CHAMPION, client_for, version_by_alias
 from mlops_lab.lifecycle.train import REFERENCE_ARTIFACT, load_model, load_run_frame, threshold_of
 from mlops_lab.monitoring.drift import SCORE_COLUMN, ColumnDrift, DriftResult, detect_drift, score_drift
-from mlops_lab.monitoring.policy import feature_importance
+from mlops_lab.monitoring.importance import feature_importance
 from mlops_lab.settings import Settings
 
 

@@ -1,6 +1,6 @@
 """The Airflow 3 DAG `retrain_fraud_detector`: a thin shell over `mlops_lab.pipeline.steps`.
 
-    mlops-lab retrain                      # runs it locally with `airflow dags test` (pipeline.trigger)
+    mlops-lab retrain                      # runs it locally with `airflow dags test` (pipeline.run)
     # by hand, once a `mlops-lab retrain` has migrated var/airflow and written its dags folder:
     export AIRFLOW_HOME=var/airflow AIRFLOW__CORE__LOAD_EXAMPLES=False
     airflow dags test retrain_fraud_detector -c '{"reason": "drift"}'

@@ -3,14 +3,14 @@
     python -m mlops_lab.pipeline.k8s_job manifest --reason "drift on amount"   # the Job, as YAML
     python -m mlops_lab.pipeline.k8s_job run --run-id retrain-x --reason "..."  # what the Job runs
 
-Locally the monitor runs the pipeline under Airflow (`pipeline.trigger`). In the cluster it
-creates one Job per trigger through the kubernetes client, with its pod's ServiceAccount
-(`monitor`: a Role that allows Jobs and nothing else, reference/k8s/base/monitor.yaml), and
-waits for it, so `mlops_retrain_runs_total{result}` means the same in both places. The Job runs
-the same steps in-process, without Airflow: in the cluster the Job is the orchestration (one pod
-per run, retried by Kubernetes), and Airflow would add a scheduler, a metadata database and a
-webserver to run six steps in a line. The nightly CronJob (reference/k8s/base/retrain.yaml) runs
-the same container.
+Locally the monitor runs the pipeline under Airflow (`pipeline.run`). In the cluster it creates
+one Job per trigger (`pipeline.trigger.kubernetes_trigger`) through the kubernetes client, with
+its pod's ServiceAccount (`monitor`: a Role that allows Jobs and nothing else,
+reference/k8s/base/monitor.yaml), and waits for it, so `mlops_retrain_runs_total{result}` means
+the same in both places. The Job runs the same steps in-process, without Airflow: in the cluster
+the Job is the orchestration (one pod per run, retried by Kubernetes), and Airflow would add a
+scheduler, a metadata database and a webserver to run six steps in a line. The nightly CronJob
+(reference/k8s/base/retrain.yaml) runs the same container.
 
 Why the Job looks the way it does:
 - run id = Job name. A container that crashes is restarted in the same pod (restartPolicy
@@ -30,15 +30,13 @@ import argparse
 import logging
 import secrets
 import sys
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
-from mlops_lab.runtime.supervisor import server_env
-from mlops_lab.settings import Settings
+from mlops_lab.settings import Settings, child_env
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +93,7 @@ def build_retrain_job(settings: Settings, reason: str, *, name: str | None = Non
     """The Job manifest for one retraining run, from the monitor's settings (a pure function)."""
     name = name or job_name()
     # The monitor's own settings, as MLOPS_* variables (what the local trigger gives Airflow).
-    env = {k: v for k, v in server_env(settings).items() if k not in SECRET_ENV} | {"MLOPS_HOME": HOME}
+    env = {k: v for k, v in child_env(settings).items() if k not in SECRET_ENV} | {"MLOPS_HOME": HOME}
     env_list: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(env.items())]
     env_list += [
         {"name": k, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": key}}}
@@ -174,38 +172,10 @@ def job_state(job: Any) -> str | None:
     return None
 
 
-def kubernetes_trigger(
-    settings: Settings, reason: str, *, api: Any = None, poll_s: float = 5.0
-) -> JobOutcome:
-    """The monitor's trigger in the cluster: one Job at a time, created, then waited for."""
-    from mlops_lab.monitoring.service import TriggerSkipped
-
-    api = api if api is not None else batch_api()
-    ns = settings.k8s_namespace
-    jobs = api.list_namespaced_job(ns, label_selector=SELECTOR).items
-    running = [j.metadata.name for j in jobs if job_state(j) is None]
-    if running:  # the CronJob's runs carry the same label: one retraining at a time, whoever asked
-        raise TriggerSkipped(f"retraining Job {running[0]} is still running")
-    job = build_retrain_job(settings, reason)
-    name = job["metadata"]["name"]
-    api.create_namespaced_job(ns, job)
-    log.info("created Job %s/%s: %s", ns, name, reason)
-    deadline = time.monotonic() + ACTIVE_DEADLINE_S + 120
-    while time.monotonic() < deadline:
-        # GET jobs/NAME carries the status; jobs/status would need a rule of its own in the Role.
-        state = job_state(api.read_namespaced_job(name, ns))
-        if state == "Complete":
-            return JobOutcome(name, ns)
-        if state == "Failed":
-            raise RuntimeError(f"Job {name} failed: kubectl -n {ns} describe job/{name}")
-        time.sleep(poll_s)
-    raise RuntimeError(f"Job {name} did not finish in {ACTIVE_DEADLINE_S + 120} s")
-
-
 def run_in_job(run_id: str, reason: str) -> int:
     """The Job's container: the pipeline in this process; 0 on a verdict, 1 on a crash."""
     from mlops_lab.lifecycle.tracking import configure_mlflow_env
-    from mlops_lab.pipeline.trigger import retrain
+    from mlops_lab.pipeline.run import retrain
     from mlops_lab.settings import get_settings
 
     configure_mlflow_env()

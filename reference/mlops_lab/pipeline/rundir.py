@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlops_lab.data.io import write_json_atomic
+from mlops_lab.errors import InvalidValue
 from mlops_lab.settings import Settings
 
 DAG_ID = "retrain_fraud_detector"  # the Airflow DAG (pipeline.dag) that runs these steps
@@ -70,7 +71,7 @@ def sanitize_run_id(text: str) -> str:
     """A DAG run id (`manual__2026-11-26T12:00:00+00:00`) made safe as a folder name."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._-")[:128]
     if not safe:
-        raise ValueError(f"run id {text!r} has no usable characters")
+        raise InvalidValue(f"run id {text!r} has no usable characters")
     return safe
 
 
@@ -80,7 +81,7 @@ def runs_dir(settings: Settings) -> Path:
 
 def run_dir(settings: Settings, run_id: str) -> Path:
     if run_id != sanitize_run_id(run_id):
-        raise ValueError(f"run id {run_id!r} is not a safe folder name (use sanitize_run_id)")
+        raise InvalidValue(f"run id {run_id!r} is not a safe folder name (use sanitize_run_id)")
     return runs_dir(settings) / run_id
 
 

@@ -1,182 +1,81 @@
-"""Trigger one retraining run: through a local Airflow (`airflow dags test`), or in this process.
+"""How a retraining run is started: the plumbing between whoever asks (the drift monitor, a
+user) and the pipeline, locally or in the cluster.
 
-    mlops-lab retrain --reason "drift on amount"      # Airflow, AIRFLOW_HOME=var/airflow
-    mlops-lab retrain --in-process                    # the same steps without Airflow
+    python -c "from mlops_lab.pipeline import trigger as t; print(t.default_trigger(t.Settings()))"
 
-Only one run at a time: a non-blocking lock on `home/pipeline/retrain.lock` makes a second
-trigger fail at once with `RetrainAlreadyRunning` (the monitor and a user may both ask).
-
-The local Airflow lives under `home/airflow`: its own SQLite metadata database (`airflow db
-migrate` runs once; a stamp file remembers it per Airflow version), a dags folder with a
-one-line file that imports `mlops_lab.pipeline.dag`, examples off. Each run is one `airflow
-dags test` process, whose output goes to `home/logs/retrain-<run_id>.log`; the tasks run
-inside that process (no scheduler, no executor). The child gets this process's settings as
-MLOPS_* variables. The outcome is read back from the run directory, never parsed from the log.
-The dags-folder file also applies `pipeline.airflow_compat` (Airflow 3.2.2 vs the locked fastapi, svcs).
+A trigger is called as `trigger(settings, reason)` (the monitor calls it in a background thread).
+It returns anything describable (shown in the monitor's /v1/status), raises
+`RetrainAlreadyRunning` when a run is already in progress (counted as `skipped`, nothing
+started), or any other error (counted as `failed`). `retrain_backend` picks one:
+  - local: the pipeline under a local Airflow (`pipeline.run`), one run at a time by a file lock;
+  - kubernetes: one Job per trigger (`pipeline.k8s_job`), one at a time by the Jobs' label.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
 import logging
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from importlib.metadata import version as package_version
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
-from mlops_lab.pipeline.rundir import DAG_ID, PipelineResult, new_run_id, read_json, read_result, run_dir
-from mlops_lab.pipeline.steps import run_pipeline
-from mlops_lab.runtime.supervisor import server_env
+from mlops_lab.pipeline.k8s_job import (
+    ACTIVE_DEADLINE_S,
+    SELECTOR,
+    JobOutcome,
+    batch_api,
+    build_retrain_job,
+    job_state,
+)
+from mlops_lab.pipeline.run import RetrainAlreadyRunning, retrain
 from mlops_lab.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# A run trains, gates and scores in a minute or two here; this only bounds a hung Airflow.
-AIRFLOW_TIMEOUT_S = 1_800.0
-DAG_SHIM = '''"""Written by mlops_lab.pipeline.trigger: the airflow dag lives in mlops_lab.pipeline.dag."""
+Trigger = Callable[[Settings, str], object]
 
-from mlops_lab.pipeline import airflow_compat
-
-airflow_compat.apply()  # airflow 3.2.2 with the locked fastapi and svcs: see that module
-
-from mlops_lab.pipeline.dag import retrain_dag  # noqa: E402, F401
-'''
+__all__ = ["RetrainAlreadyRunning", "Trigger", "default_trigger", "kubernetes_trigger", "pipeline_trigger"]
 
 
-class RetrainAlreadyRunning(Exception):
-    """Another trigger holds the retrain lock; the message names its pid."""
+def pipeline_trigger(settings: Settings, reason: str) -> object:
+    """The local trigger: the retraining pipeline under Airflow.
 
-
-class RetrainError(Exception):
-    """Airflow itself failed (migration, DAG import) before the pipeline recorded an outcome."""
-
-
-def retrain(
-    settings: Settings, reason: str, *, in_process: bool = False, run_id: str | None = None
-) -> PipelineResult:
-    """Run the pipeline once (a new run, or resume `run_id`) and return its outcome.
-
-    Raises RetrainAlreadyRunning when another retrain holds the lock, RetrainError when
-    Airflow failed before any step recorded an outcome. A step that stopped the run (bad
-    data, failed gate) is a result with status "stopped", not an exception.
+    A run that reached a verdict is a success, whether it staged a challenger or a step refused
+    on purpose (bad data, the gate): the summary says which. A crashed or unfinished run fails.
     """
-    with retrain_lock(settings):
-        run_id = run_id or new_run_id("retrain")
-        run_dir(settings, run_id)  # refuses an id that is not a safe folder name
-        if in_process:
-            return run_pipeline(settings, run_id, reason)
-        return run_with_airflow(settings, run_id, reason)
-
-
-@contextlib.contextmanager
-def retrain_lock(settings: Settings) -> Iterator[Path]:
-    path = settings.home / "pipeline" / "retrain.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "unknown"
-            raise RetrainAlreadyRunning(
-                f"a retrain is already running (pid {holder}, lock {path}); try again when it finishes"
-            ) from None
-        try:
-            fh.seek(0)
-            fh.truncate()
-            fh.write(str(os.getpid()))
-            fh.flush()
-            yield path
-        finally:
-            fh.seek(0)
-            fh.truncate()
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def airflow_home(settings: Settings) -> Path:
-    return (settings.home / "airflow").resolve()
-
-
-def airflow_env(settings: Settings) -> dict[str, str]:
-    """The child's environment: ours without MLOPS_*/AIRFLOW_*, then the settings and Airflow's."""
-    home = airflow_home(settings)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "AIRFLOW"))}
-    env.update(server_env(settings))
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-        }
-    )
-    return env
-
-
-def prepare_airflow(settings: Settings, log_file: Path) -> None:
-    """The dags folder and, once per Airflow version, `airflow db migrate`."""
-    home = airflow_home(settings)
-    dags = home / "dags"
-    dags.mkdir(parents=True, exist_ok=True)
-    shim = dags / f"{DAG_ID}.py"
-    if not shim.exists() or shim.read_text() != DAG_SHIM:
-        shim.write_text(DAG_SHIM)
-    stamp = home / "migrated.json"
-    airflow_version = package_version("apache-airflow")
-    if (read_json(stamp) or {}).get("airflow") == airflow_version:
-        return
-    took = _airflow(settings, ["db", "migrate"], log_file)
-    if took is None:
-        raise RetrainError(f"airflow db migrate failed; see {log_file}")
-    stamp.write_text(json.dumps({"airflow": airflow_version, "migrate_s": round(took, 1)}))
-
-
-def run_with_airflow(settings: Settings, run_id: str, reason: str) -> PipelineResult:
-    log_file = settings.home / "logs" / f"retrain-{run_id}.log"
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    prepare_airflow(settings, log_file)
-    before = read_result(settings, run_id)
-    conf = json.dumps({"reason": reason, "run_id": run_id})
-    shim = str(airflow_home(settings) / "dags" / f"{DAG_ID}.py")
-    took = _airflow(settings, ["dags", "test", DAG_ID, "--conf", conf, "--dagfile-path", shim], log_file)
-    result = read_result(settings, run_id, skipped=before.done, log=log_file)
-    if result.status == "incomplete":
-        what = "failed" if took is None else "finished"
-        raise RetrainError(
-            f"airflow dags test {what} without a pipeline outcome (run {run_id}); see {log_file}"
-        )
-    log.info("run %s: %s (airflow dags test %.1f s)", run_id, result.status, took or -1.0)
+    result = retrain(settings, reason)
+    if result.status in ("crashed", "incomplete"):
+        raise RuntimeError(result.summary())
     return result
 
 
-def _airflow(settings: Settings, args: list[str], log_file: Path) -> float | None:
-    """Run `airflow ARGS` with its output appended to `log_file`; seconds taken, None on failure."""
-    argv = [sys.executable, "-m", "airflow", *args]
-    start = time.monotonic()
-    with open(log_file, "a") as out:
-        out.write(f"$ airflow {' '.join(args)}\n")
-        out.flush()
-        try:
-            returncode = subprocess.run(
-                argv,
-                env=airflow_env(settings),
-                cwd=airflow_home(settings),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                timeout=AIRFLOW_TIMEOUT_S,
-                check=False,
-            ).returncode
-        except subprocess.TimeoutExpired:
-            returncode = -1
-            out.write(f"# killed after {AIRFLOW_TIMEOUT_S:.0f} s\n")
-        took = time.monotonic() - start
-        out.write(f"# exit {returncode} after {took:.1f} s\n")
-    return took if returncode == 0 else None
+def kubernetes_trigger(
+    settings: Settings, reason: str, *, api: Any = None, poll_s: float = 5.0
+) -> JobOutcome:
+    """The monitor's trigger in the cluster: one Job at a time, created, then waited for."""
+    api = api if api is not None else batch_api()
+    ns = settings.k8s_namespace
+    jobs = api.list_namespaced_job(ns, label_selector=SELECTOR).items
+    running = [j.metadata.name for j in jobs if job_state(j) is None]
+    if running:  # the CronJob's runs carry the same label: one retraining at a time, whoever asked
+        raise RetrainAlreadyRunning(f"retraining Job {running[0]} is still running")
+    job = build_retrain_job(settings, reason)
+    name = job["metadata"]["name"]
+    api.create_namespaced_job(ns, job)
+    log.info("created Job %s/%s: %s", ns, name, reason)
+    deadline = time.monotonic() + ACTIVE_DEADLINE_S + 120
+    while time.monotonic() < deadline:
+        # GET jobs/NAME carries the status; jobs/status would need a rule of its own in the Role.
+        state = job_state(api.read_namespaced_job(name, ns))
+        if state == "Complete":
+            return JobOutcome(name, ns)
+        if state == "Failed":
+            raise RuntimeError(f"Job {name} failed: kubectl -n {ns} describe job/{name}")
+        time.sleep(poll_s)
+    raise RuntimeError(f"Job {name} did not finish in {ACTIVE_DEADLINE_S + 120} s")
+
+
+def default_trigger(settings: Settings) -> Trigger:
+    """The trigger `retrain_backend` names: the local pipeline, or a Job in the cluster."""
+    if settings.retrain_backend == "kubernetes":
+        return kubernetes_trigger
+    return pipeline_trigger

@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
-from mlops_lab.settings import Settings
+from mlops_lab.errors import UserError
+from mlops_lab.settings import Settings, child_env
 
 
-class StartError(Exception):
+class StartError(UserError):
     """A component did not become healthy; the message names the log to read."""
 
 
@@ -44,33 +44,6 @@ class ProcessSpec:
     port: int
     env: dict[str, str] = field(default_factory=dict)
     start_timeout_s: float = 90.0
-
-
-def server_env(settings: Settings) -> dict[str, str]:
-    """Environment for every child: the parent's settings (as MLOPS_* variables, so a child
-    sees exactly what its supervisor saw), one BLAS thread per process, no telemetry."""
-    env = {
-        "OMP_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "DO_NOT_TRACK": "true",
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-        "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
-        "PYTHONUNBUFFERED": "1",
-    }
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        if name == "home":
-            value = Path(value).resolve()
-        if isinstance(value, (tuple, list, dict)):
-            value = json.dumps(list(value) if isinstance(value, tuple) else value)  # how pydantic reads them
-        env[f"MLOPS_{name.upper()}"] = str(value)
-    return env
 
 
 def mlflow_spec(settings: Settings) -> ProcessSpec:
@@ -206,7 +179,7 @@ class Supervisor:
         if _port_busy(self.settings.host, spec.port):
             raise StartError(f"{spec.name}: port {spec.port} is already in use by another program")
         log_path = self.log_dir / f"{spec.name}.log"
-        env = {**os.environ, **server_env(self.settings), **spec.env}
+        env = {**os.environ, **child_env(self.settings), **spec.env}
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
                 spec.argv,

@@ -29,6 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mlops_lab.data.io import check_suffix
 from mlops_lab.data.schema import SCHEMA
+from mlops_lab.errors import BadData, InvalidValue, MissingFile
 from mlops_lab.lifecycle import model as fraud_model
 from mlops_lab.lifecycle.tracking import client_for
 from mlops_lab.lifecycle.train import threshold_of
@@ -48,7 +49,7 @@ def resolve_model(settings: Settings, uri: str) -> tuple[str, float]:
     """models:/name@alias or models:/name/version -> (version, threshold)."""
     client = client_for(settings)
     if not uri.startswith("models:/"):
-        raise ValueError(f"{uri}: expected models:/<name>@<alias> or models:/<name>/<version>")
+        raise InvalidValue(f"{uri}: expected models:/<name>@<alias> or models:/<name>/<version>")
     rest = uri.removeprefix("models:/")
     if "@" in rest:
         name, alias = rest.split("@", 1)
@@ -82,7 +83,7 @@ def batch_predict(
     check_suffix(input_path)
     check_suffix(output_path)
     if not input_path.exists():
-        raise FileNotFoundError(f"{input_path}: no such file")
+        raise MissingFile(f"{input_path}: no such file")
     version, threshold = resolve_model(settings, model_uri)
     meta_path = output_path.with_name(output_path.name + ".meta.json")
     identity = {
@@ -145,7 +146,7 @@ def score_file(
             for i, chunk in enumerate(iter_chunks(input_path, chunk_rows)):
                 problems = SCHEMA.problems(chunk, max_null_fraction=1.0)
                 if problems:
-                    raise ValueError(f"chunk {i} (rows {rows}-{rows + len(chunk)}): " + "; ".join(problems))
+                    raise BadData(f"chunk {i} (rows {rows}-{rows + len(chunk)}): " + "; ".join(problems))
                 scores = fraud_model.scores(pipeline, chunk[SCHEMA.names])
                 out = chunk.assign(score=scores, decision=scores >= threshold, model_version=version)
                 flagged += int(out["decision"].sum())

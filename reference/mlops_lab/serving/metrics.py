@@ -2,7 +2,7 @@
 
     curl -s 127.0.0.1:8001/metrics | grep ^mlops_
 
-Names are shared with the alert rules in reference/observability (issue 3); change both together.
+Names are shared with the alert rules in reference/observability; change both together.
 """
 
 from __future__ import annotations

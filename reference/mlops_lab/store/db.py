@@ -78,7 +78,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         # timestamptz values come back in the *session's* time zone, which is the server's default
         # unless set. Pin it to UTC, so readers that compare naive UTC times (registry.champion_at,
-        # the label clock) are right whatever zone the server runs in (tests/test_store.py).
+        # the label clock) are right whatever zone the server runs in (tests/system/test_store.py).
         options = " ".join(filter(None, [str(parsed.query.get("options") or ""), "-c timezone=UTC"]))
         return sa.create_engine(parsed.update_query_dict({"options": options}), pool_pre_ping=True)
     return sa.create_engine(url, pool_pre_ping=True)

@@ -1,0 +1,137 @@
+"""`mlops-lab route` and `mlops-lab canary ...`: the router and the rollouts of @challenger.
+
+mlops-lab route                       # the router in the foreground
+mlops-lab canary run                  # the controller daemon (what `mlops-lab up` starts)
+mlops-lab canary start --version 3    # stage a version and roll it out
+mlops-lab canary status [--json] | abort --reason "..."
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated
+
+import httpx
+import typer
+
+from mlops_lab.cli.common import console, serve_forever, settings
+from mlops_lab.errors import UserError
+
+canary_app = typer.Typer(
+    no_args_is_help=True, help="Canary rollouts of @challenger (router + judge + controller)."
+)
+
+
+def route(port: Annotated[int | None, typer.Option(help="default: the router_port setting")] = None) -> None:
+    """Run the canary router (weighted, sticky, shadow, passive health) in the foreground."""
+    from mlops_lab.canary.router import create_router
+
+    s = settings()
+    serve_forever(create_router(s), s.host, port or s.router_port)
+
+
+@canary_app.command("run")
+def run() -> None:
+    """The controller daemon: rolls out every new @challenger (what `mlops-lab up` starts)."""
+    import signal
+    import threading
+
+    from mlops_lab.canary.controller import run_daemon
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    run_daemon(settings(), stop)
+
+
+@canary_app.command("start")
+def start(
+    version: Annotated[str | None, typer.Option(help="stage this version as @challenger first")] = None,
+    reason: Annotated[str, typer.Option()] = "manual canary",
+) -> None:
+    """Roll out @challenger: in the foreground, or by the running controller daemon."""
+    import threading
+
+    from mlops_lab.canary.controller import Controller
+    from mlops_lab.canary.stage import stage
+    from mlops_lab.canary.state import controller_lock
+    from mlops_lab.lifecycle import registry
+
+    s = settings()
+    if version is not None:
+        stage(s, version, actor=registry.default_actor(), reason=reason)
+        console.print(f"@challenger -> v{version}")
+    with controller_lock(s) as mine:
+        if not mine:
+            console.print(
+                "the controller daemon is running and will roll it out: follow with `mlops-lab canary status`"
+            )
+            return
+        controller = Controller(
+            s, on_transition=lambda r: console.print(f"[bold]{r.phase}[/] {r.describe()}")
+        )
+        try:
+            controller.run(threading.Event(), until_done=True)
+        finally:
+            controller.close()
+    r = controller.state.rollout
+    if r is None:
+        raise UserError("nothing to roll out: no @challenger that differs from @champion and was not judged")
+    if r.phase != "promoted":
+        raise UserError(f"rolled back: {r.reason}")
+
+
+@canary_app.command("status")
+def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The current or last rollout, its looks, and the router's weights."""
+    from mlops_lab.canary.controller import Services
+    from mlops_lab.canary.state import load_state
+
+    s = settings()
+    state = load_state(s)
+    services = Services(s)
+    try:
+        router: dict[str, object] | str = services.router_state()
+    except httpx.HTTPError as exc:
+        router = f"unreachable ({exc.__class__.__name__})"
+    finally:
+        services.close()
+    if as_json:
+        console.print_json(json.dumps({**state.to_json(), "router": router}))
+        return
+    r = state.rollout
+    console.print(f"rollout: {r.describe() if r else 'none yet'}")
+    if r is not None:
+        for look in r.looks[-5:]:
+            console.print(
+                f"  look at {look['weight']}% ({look['phase']}): {look['verdict']} {look['reason']}"
+            )
+        if r.last_error:
+            console.print(f"  retrying after: {r.last_error}")
+    console.print(f"router: {router}")
+    for version, outcome in sorted(state.judged.items(), key=lambda kv: int(kv[0])):
+        console.print(f"  v{version}: {outcome}")
+
+
+@canary_app.command("abort")
+def abort(reason: Annotated[str, typer.Option()] = "aborted by operator") -> None:
+    """Roll the current canary back now (the daemon acts within a poll; else done here)."""
+    from mlops_lab.canary.controller import Controller
+    from mlops_lab.canary.state import controller_lock, load_state, request_abort
+
+    s = settings()
+    r = load_state(s).rollout
+    if r is None or not r.active:
+        raise UserError("no rollout in progress")
+    request_abort(s, reason)
+    with controller_lock(s) as mine:
+        if mine:
+            controller = Controller(s)
+            try:
+                controller.tick()
+            finally:
+                controller.close()
+            console.print(controller.state.rollout.describe() if controller.state.rollout else "done")
+        else:
+            console.print("abort requested: the controller daemon rolls back within one poll")

@@ -1,0 +1,98 @@
+"""The lab notebooks run top to bottom (nbmake) and are stored clean.
+
+Stored clean means: no outputs and no execution counts in git (a diff shows code, not plots),
+a first markdown cell that says what the notebook shows and how to run it, and every notebook
+belongs to a lab in labs/labs.toml (`notebook = ...`), so none is orphaned or missing.
+
+Each notebook runs in its own `pytest --nbmake` subprocess with the kernel of this venv; the
+notebooks write only under their own temporary folder (TMPDIR here, so pytest cleans it up).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+# Generous: a notebook takes 20-45 s alone; a busy 2-core CI host can double that.
+NOTEBOOK_TIMEOUT_S = 240
+
+
+def _ids(paths: list[Path]) -> list[str]:
+    return [p.stem for p in paths]
+
+
+def _lab_notebooks() -> dict[str, int]:
+    labs = tomllib.loads((ROOT / "labs" / "labs.toml").read_text())["lab"]
+    return {lab["notebook"]: lab["id"] for lab in labs if "notebook" in lab}
+
+
+def test_there_are_notebooks() -> None:
+    assert NOTEBOOKS, "notebooks/ has no .ipynb files"
+
+
+def test_every_notebook_belongs_to_a_lab_and_every_lab_notebook_exists() -> None:
+    on_disk = {p.relative_to(ROOT).as_posix() for p in NOTEBOOKS}
+    listed = set(_lab_notebooks())
+    assert on_disk - listed == set(), "notebooks no lab in labs/labs.toml refers to (notebook = ...)"
+    assert listed - on_disk == set(), "labs/labs.toml names notebooks that do not exist"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_is_stored_without_outputs(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    dirty = [
+        i
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)
+    ]
+    assert not dirty, (
+        f"{path.name}: cells {dirty} have outputs or execution counts; clear them before committing"
+    )
+    assert "widgets" not in nb.metadata, f"{path.name}: widget state in the metadata"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_starts_with_what_it_shows_and_how_to_run_it(path: Path) -> None:
+    first = nbformat.read(path, as_version=4).cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# "), "first cell: a markdown title"
+    assert "make notebooks" in first.source, "first cell: say how to run it (make notebooks)"
+
+
+@pytest.mark.timeout(NOTEBOOK_TIMEOUT_S + 60)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_executes(path: Path, tmp_path: Path) -> None:
+    started = time.monotonic()
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbmake",
+            f"--nbmake-timeout={NOTEBOOK_TIMEOUT_S}",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            str(path.relative_to(ROOT)),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(tmp_path), "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"},
+        capture_output=True,
+        text=True,
+        timeout=NOTEBOOK_TIMEOUT_S + 30,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    assert r.returncode == 0, (
+        f"{path.name} failed after {elapsed:.0f} s:\n{r.stdout[-6000:]}\n{r.stderr[-2000:]}"
+    )
+    print(f"{path.name}: {elapsed:.1f} s")
