@@ -36,10 +36,10 @@ def serve(
     if impl == "reference":
         app_ = create_app(s, which)
     else:
-        from mlops_lab.labs.impl import load_exercise
+        from mlops_lab.labs.impl import resolve
 
-        holder = load_exercise("model-holder", impl).ModelHolder(s, ALIAS_OF[which])
-        app_ = load_exercise("predict-endpoint", impl).create_app(s, which, holder=holder)
+        holder = resolve("mlops_lab.serving.holder", impl).ModelHolder(s, ALIAS_OF[which])
+        app_ = resolve("mlops_lab.serving.app", impl).create_app(s, which, holder=holder)
     serve_forever(app_, s.host, port or s.port_of(which))
 
 

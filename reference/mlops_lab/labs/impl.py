@@ -1,6 +1,6 @@
 """Which implementation of an exercise to load: the learner's, the reference, or a given copy.
 
-    python -c "from mlops_lab.labs.impl import load_impl; help(load_impl)"
+    python -c "from mlops_lab.labs.impl import resolve; help(resolve)"
 
 `--impl exercises` loads exercises/labN/<file>.py, `--impl reference` imports the reference
 module it mirrors, and `--impl <directory>` loads <directory>/exercises/labN/<file>.py (the
@@ -39,9 +39,26 @@ def load_impl(exercise: Exercise, impl: str, root: Path) -> ModuleType:
     return module
 
 
-def load_exercise(exercise_id: str, impl: str) -> ModuleType:
+def resolve(mirrors: str, impl: str, root: Path | None = None) -> ModuleType:
+    """The module that plays the reference module `mirrors` (e.g. "mlops_lab.serving.holder").
+
+    The one way any command loads learner code: `impl` "reference" is the reference module
+    itself; "exercises" (or a directory holding a copy of exercises/) is the exercise file that
+    mirrors it in labs/labs.toml. A reference module no exercise mirrors is always the reference.
+    """
+    if impl == REFERENCE:
+        return importlib.import_module(mirrors)
+    root = root or repo_root()
+    for lab in load_manifest(root):
+        for exercise in lab.exercises:
+            if exercise.mirrors == mirrors:
+                return load_impl(exercise, impl, root)
+    return importlib.import_module(mirrors)
+
+
+def exercise_module(exercise_id: str, impl: str, root: Path | None = None) -> ModuleType:
     """The module of the exercise with this id in labs/labs.toml, as `impl` provides it."""
-    root = repo_root()
+    root = root or repo_root()
     for lab in load_manifest(root):
         for exercise in lab.exercises:
             if exercise.id == exercise_id:

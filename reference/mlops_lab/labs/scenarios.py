@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from mlops_lab.errors import UserError
-from mlops_lab.labs.impl import REFERENCE, load_exercise
+from mlops_lab.labs.impl import REFERENCE, exercise_module
 from mlops_lab.labs.manifest import LabError, Scenario, get_scenario, load_manifest, repo_root
 from mlops_lab.settings import Settings
 
@@ -123,7 +123,7 @@ class Context:
     # ---- the implementation under test
     def module(self, exercise_id: str) -> ModuleType:
         """The learner's exercise module (--impl exercises) or the reference module it mirrors."""
-        return load_exercise(exercise_id, self.impl)
+        return exercise_module(exercise_id, self.impl)
 
     # ---- the system
     def start_registry(self) -> None:
