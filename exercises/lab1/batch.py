@@ -3,50 +3,41 @@
     make lab-1        grade it          make hint-1      one more hint
     Reference: reference/mlops_lab/serving/batch.py (score_file)   Docs: docs/labs/lab-1-serving.md
 
-A nightly job scores a file that may not fit in memory. `score_file` reads it `chunk_rows` rows
-at a time (`iter_chunks`, imported, is written), scores each chunk, and writes the scored rows so that the
-output appears complete or not at all: a crash half-way must never leave a file that looks done.
+A nightly job scores a file that may not fit in memory, and something downstream picks the
+output up as soon as it exists. `batch_predict` (the reference) resolves the model and calls
+`score_file`, which you write. Written for you:
+
+    iter_chunks(input_path, chunk_rows)   the input, chunk_rows rows at a time (DataFrames)
+    scorer.score(chunk)                   the chunk checked against the schema (a ValueError
+                                          naming the chunk when it breaks it) and scored; the
+                                          scorer counts scorer.rows and scorer.flagged
+    ScoredWriter(path, suffix)            appends scored chunks to `path` in the format of
+                                          `suffix` (.parquet or .csv); use it in a `with` block,
+                                          which finishes the file on a clean exit
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from mlops_lab.data.schema import SCHEMA
-from mlops_lab.lifecycle import model as fraud_model
-from mlops_lab.serving.batch import iter_chunks  # written: the input, chunk_rows rows at a time
+from mlops_lab.serving.batch import ChunkScorer, ScoredWriter, iter_chunks
 
 
 def score_file(
-    pipeline: Any,
-    threshold: float,
-    version: str,
+    scorer: ChunkScorer,
     input_path: Path,
     output_path: Path,
     chunk_rows: int = 50_000,
-    show_progress: bool = False,
 ) -> tuple[int, int]:
-    """Score `input_path` chunk by chunk into `output_path`, atomically. Returns (rows, flagged).
-
-    The output has the input's columns plus score, decision (score >= threshold) and
-    model_version. Parquet output when output_path ends in .parquet, CSV otherwise.
-    """
-    # TODO(lab-1):
-    #  1. create a temporary file beside the output (tempfile.mkstemp(dir=output_path.parent))
-    #  2. for each chunk of iter_chunks(input_path, chunk_rows):
-    #       - refuse a chunk that breaks the schema: SCHEMA.problems(chunk, max_null_fraction=1.0)
-    #         returns a list of problems; raise ValueError naming the chunk and the problems
-    #       - scores = fraud_model.scores(pipeline, chunk[SCHEMA.names])
-    #       - append chunk + score/decision/model_version columns to the temporary file
-    #         (pq.ParquetWriter for parquet, to_csv(mode="a", header=first chunk) for CSV)
-    #  3. os.replace(temporary, output_path) only after the last chunk
-    #  4. on any exception: close the writer, delete the temporary file, re-raise
+    """Score `input_path` chunk by chunk into `output_path`. Returns (rows, flagged)."""
+    # TODO(lab-1): score the input chunk by chunk and publish the output atomically.
+    #  Contract:
+    #  - memory stays bounded by chunk_rows whatever the input's size;
+    #  - while scoring runs, rows go to a temporary file in the output's directory, never to the
+    #    output itself; the output appears complete (format named by its suffix) or not at all;
+    #  - a failed run raises, leaves no temporary file behind and a previous output untouched.
+    #  Think: why in the output's directory and not in /tmp? What does os.replace promise there
+    #  that a copy cannot?
     raise NotImplementedError("TODO(lab-1): chunked, atomic batch scoring")

@@ -2,51 +2,42 @@
 
     make lab-1        grade it          make hint-1      one more hint
     Reference: reference/mlops_lab/serving/schemas.py    Docs: docs/labs/lab-1-serving.md
+    Run yours: mlops-lab serve --impl exercises           (the server then validates with yours)
 
-Every request is validated before it reaches the model. The rules are already written down in
-`mlops_lab.data.schema.SCHEMA` (one `Feature` per column: kind, minimum, maximum, integer,
-categories, closed, pattern, nullable); turn them into pydantic fields, so that bad input is a
-422 with field errors (FastAPI does that from a ValidationError) and never a 500 or a silent
-default. Done when `make lab-1` shows every request-schema check passing.
+Every request is validated before it reaches the model; the app validates the body of
+POST /v1/predict (and each row of /v1/predict/batch) with the class `request_model()` returns,
+and FastAPI turns a ValidationError into a 422. The rules are already written down once, in
+`mlops_lab.data.schema.SCHEMA`: one `Feature` per column (kind, minimum, maximum, integer,
+categories, closed, pattern, nullable, description). `RequestFields` (written) holds what every
+request has besides the features: request_id, card_id, and features() for the model.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import ConfigDict, Field, create_model
 
 from mlops_lab.data.schema import SCHEMA, Feature
-
-FEATURE_NAMES = tuple(SCHEMA.names)
-REQUEST_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+from mlops_lab.serving.schemas import EXAMPLE_REQUEST, FEATURE_NAMES, RequestFields
 
 
-def _field(feat: Feature) -> tuple[Any, Any]:
+def feature_field(feat: Feature) -> tuple[Any, Any]:
     """One feature's (type, Field(...)) pair for pydantic's create_model."""
-    # TODO(lab-1): derive the type and the constraints from `feat`:
-    #   numeric -> int when feat.integer else float, within [feat.minimum, feat.maximum], finite only
-    #   categorical with feat.closed -> only the values in feat.categories
-    #   categorical otherwise -> a str matching feat.pattern
-    #   feat.nullable -> None is allowed too
-    typ: Any = Any
-    info = Field(..., description=feat.description)
-    return typ, info
+    # TODO(lab-1): turn one Feature's rules into a pydantic type and field.
+    #  Contract: a value outside [minimum, maximum], a fraction for an integer feature, a value
+    #  outside a closed vocabulary, a string that does not match an open vocabulary's pattern,
+    #  or a null where the feature is not nullable is refused; a missing feature is refused.
+    #  NaN and infinity are refused for every number, even one without bounds.
+    #  Think: why must an open vocabulary (country) accept a code the model never saw?
+    raise NotImplementedError("TODO(lab-1): one feature's field rules")
 
 
-class _Base(BaseModel):
-    """The fields every request has besides the features."""
-
-    # TODO(lab-1): unknown fields must be refused, not ignored (a renamed upstream column).
-    model_config = ConfigDict(frozen=True)
-
-    request_id: str | None = Field(None, pattern=REQUEST_ID_PATTERN, description="idempotency/trace id")
-    card_id: str | None = Field(None, max_length=64, description="entity id (sticky routing); not a feature")
-
-    def features(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in FEATURE_NAMES}
-
-
-PredictRequest: type[_Base] = create_model(
-    "PredictRequest", __base__=_Base, **{f.name: _field(f) for f in SCHEMA.features}
-)
+def request_model() -> type[RequestFields]:
+    """The body of POST /v1/predict: RequestFields plus one field per feature of SCHEMA."""
+    # TODO(lab-1): build the request model from feature_field(...) of every feature in SCHEMA.
+    #  Contract: it is a RequestFields (the app calls .features() and reads .request_id); every
+    #  feature is validated by its rules; a field the model does not know is refused.
+    #  Think: an upstream team renames "amount" to "amount_usd". What should the first request
+    #  after their deploy get back, and what happens if unknown fields are ignored instead?
+    raise NotImplementedError("TODO(lab-1): the request model")

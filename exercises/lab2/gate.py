@@ -3,72 +3,70 @@
     make lab-2        grade it          make hint-2      one more hint
     Reference: reference/mlops_lab/lifecycle/gate.py     Docs: docs/labs/lab-2-lifecycle.md
 
-Both models are scored on the *same* holdout, each with its own decision threshold. The gate
-passes only if every check passes (recall and latency are written; you write the other three):
+`evaluate` (written) scores both models on the *same* holdout, the challenger's (the freshest
+data), each at its own decision threshold, checks the recall floor and the latency budget, and
+turns the checks into a verdict that passes only when every check passes. You write the two
+checks that need a contract or a second model:
 
-  schema       the challenger's signature accepts exactly the serving schema's columns
-  pr_auc       challenger PR-AUC >= champion PR-AUC - settings.gate_pr_auc_margin
-  recall       recall at the challenger's threshold >= the floor
-  slices       per channel, PR-AUC does not fall more than gate_slice_margin below the champion's
-  latency      single-row p50, scored as the server scores, within the budget
+  schema_check      the challenger's signature accepts exactly the columns serving sends
+  champion_checks   the challenger against the champion: overall PR-AUC, then per channel
 
-The first model has no champion: only the checks that need none apply.
+What they work with:
+
+    Check(name, passed, detail)   one line of the verdict; `detail` is what a person reads
+    Scored(scores, metrics)       one model on the holdout: `scores` is a numpy array with the
+                                  fraud score of every holdout row, in the holdout's row order;
+                                  `metrics` is {"pr_auc": ..., "recall": ..., ...} at its threshold
+    holdout                       a DataFrame: the SCHEMA.names columns and SCHEMA.label
+                                  ("is_fraud", 0/1); SLICE_COLUMN is "channel", one of
+                                  "card_present", "contactless", "online"
+
+The first model has no champion: `evaluate` then calls only `schema_check`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from functools import partial
 
+import numpy as np
 import pandas as pd
+from sklearn.metrics import average_precision_score
 
 from mlops_lab.data.schema import SCHEMA
-from mlops_lab.lifecycle import model as fraud_model
-from mlops_lab.lifecycle.gate import SLICE_COLUMN, Check, GateVerdict, _worst_slice  # written
+from mlops_lab.lifecycle import gate as reference
+from mlops_lab.lifecycle.gate import SLICE_COLUMN, SLICE_MIN_FRAUDS, Check, GateVerdict, Scored, score
 from mlops_lab.settings import Settings
 
 
-def evaluate(
-    settings: Settings,
-    challenger: Any,
-    challenger_threshold: float,
-    holdout: pd.DataFrame,
-    champion: Any | None = None,
-    champion_threshold: float = 0.5,
-    signature_columns: list[str] | None = None,
-) -> GateVerdict:
-    x, y = holdout[SCHEMA.names], holdout[SCHEMA.label].to_numpy()
-    new_scores = fraud_model.scores(challenger, x)
-    new = fraud_model.metrics(y, new_scores, challenger_threshold)
-    checks: list[Check] = []
+def schema_check(signature_columns: Sequence[str]) -> Check:
+    """The "schema" check of a model whose signature takes `signature_columns`."""
+    # TODO(lab-2): a Check named "schema" that passes when the signature takes every column of
+    # SCHEMA.names and nothing else, in any order. When it fails, its detail names every missing
+    # and every extra column, whatever the metrics say.
+    # Think about: a model that needs a column serving does not send breaks at the first
+    # request; why refuse a model that only *adds* one?
+    raise NotImplementedError("TODO(lab-2): the schema check")
 
-    if signature_columns is not None:
-        # TODO(lab-2): the "schema" check: passes when signature_columns has every column of
-        # SCHEMA.names and nothing else; its detail names the missing and the extra columns.
-        raise NotImplementedError("TODO(lab-2): the schema check")
 
-    checks.append(
-        Check(
-            "recall",
-            new["recall"] >= settings.gate_min_recall,
-            f"recall {new['recall']:.3f} (floor {settings.gate_min_recall:.3f})",
-        )
-    )
-    latency = fraud_model.single_row_latency_ms(challenger, x)
-    new["latency_p50_ms"] = latency["p50_ms"]
-    checks.append(
-        Check(
-            "latency",
-            latency["p50_ms"] <= settings.gate_latency_budget_ms,
-            f"single-row p50 {latency['p50_ms']:.3f} ms (budget {settings.gate_latency_budget_ms} ms)",
-        )
-    )
+def champion_checks(
+    settings: Settings, holdout: pd.DataFrame, challenger: Scored, champion: Scored
+) -> list[Check]:
+    """The checks that compare the challenger with the champion on the same `holdout`."""
+    # TODO(lab-2): two checks.
+    #  - "pr_auc": passes when the challenger's PR-AUC is at least the champion's minus
+    #    settings.gate_pr_auc_margin (an equal challenger passes, even with a margin of 0);
+    #    the detail gives both values.
+    #  - "slices": for each value of holdout[SLICE_COLUMN], the PR-AUC of each model on that
+    #    slice's rows (sklearn's average_precision_score(labels, scores)); it fails when the
+    #    challenger's largest loss (champion's minus challenger's) exceeds
+    #    settings.gate_slice_margin, and its detail names that slice. A slice with fewer than
+    #    SLICE_MIN_FRAUDS frauds, or without a legitimate row, is not judged; when no slice is
+    #    judged, leave the "slices" check out.
+    #  The scores are given: score nothing again, and never compare numbers from different rows.
+    #  Think about: why can a challenger that is better overall still be refused?
+    raise NotImplementedError("TODO(lab-2): the champion comparisons")
 
-    old: dict[str, float] = {}
-    if champion is not None:
-        # TODO(lab-2): score the champion on the same x (fraud_model.scores), take its metrics
-        # (fraud_model.metrics(y, scores, champion_threshold)) into `old`, then add
-        #  - "pr_auc": new["pr_auc"] >= old["pr_auc"] - settings.gate_pr_auc_margin
-        #  - "slices": _worst_slice(holdout, y, new_scores, old_scores) gives (channel, drop) or
-        #    None; it fails when drop > settings.gate_slice_margin
-        raise NotImplementedError("TODO(lab-2): the champion comparisons")
-    return GateVerdict(all(c.passed for c in checks), tuple(checks), new, old)
+
+# The reference's evaluate (scoring, recall, latency, the verdict), with your two checks.
+evaluate = partial(reference.evaluate, schema_check=schema_check, champion_checks=champion_checks)

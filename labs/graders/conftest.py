@@ -15,36 +15,76 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Generator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from mlops_lab.labs.grading import TinyModel, fit_tiny_model
 from mlops_lab.labs.impl import EXERCISES, load_impl
 from mlops_lab.labs.manifest import exercise_for_grader, load_manifest, repo_root
+from mlops_lab.labs.runner import IMPORT_FAILED  # the self-check tells a broken import from a TODO
+
+if TYPE_CHECKING:  # imported when a grader asks for the model: sklearn costs a second at start
+    from mlops_lab.labs.grading import TinyModel
 
 ROOT = repo_root()
 _results: list[dict[str, Any]] = []
 
 
+_caught: set[str] = set()  # --impls: the implementations a check has already failed on
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--impl", default=EXERCISES, help="exercises (default), reference, or a directory")
+    parser.addoption(
+        "--impls",
+        default=None,
+        help="several directories separated by os.pathsep, graded in one session (the mutants): each "
+        "check runs once per directory, and a directory's remaining checks are skipped once one failed",
+    )
+
+
+def _impls(config: pytest.Config) -> list[str] | None:
+    value = config.getoption("--impls")
+    return value.split(os.pathsep) if value else None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    impls = _impls(metafunc.config)
+    if impls and "impl" in metafunc.fixturenames:
+        metafunc.parametrize(
+            "impl", impls, indirect=True, scope="module", ids=[f"impl{i}" for i in range(len(impls))]
+        )
+
+
+def _impl_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("impl") if callspec is not None else None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if _impl_of(item) in _caught:
+        item.user_properties.append(("already_caught", True))  # not a check outcome: not recorded
+        pytest.skip("this implementation already failed a check")
 
 
 @pytest.fixture(scope="module")
 def impl(request: pytest.FixtureRequest) -> ModuleType:
     grader = Path(str(request.path)).resolve().relative_to(ROOT).as_posix()
     exercise = exercise_for_grader(load_manifest(ROOT), grader)
+    which = getattr(request, "param", None) or request.config.getoption("--impl")
     try:
-        return load_impl(exercise, request.config.getoption("--impl"), ROOT)
+        return load_impl(exercise, which, ROOT)
     except Exception as exc:  # a syntax error in the learner's file fails its checks, in plain words
-        pytest.fail(f"could not import {exercise.file}: {exc.__class__.__name__}: {exc}", pytrace=False)
+        pytest.fail(f"{IMPORT_FAILED} {exercise.file}: {exc.__class__.__name__}: {exc}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
 def tiny_model() -> TinyModel:
+    from mlops_lab.labs.grading import fit_tiny_model
+
     return fit_tiny_model()
 
 
@@ -55,7 +95,22 @@ def _message(report: pytest.TestReport) -> str:
     return text.split("\nassert ")[0].strip()[:800]
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    """Keep the type of what a failing check raised: NotImplementedError (a TODO), an
+    AssertionError (a check), or something else (a bug, or broken plumbing)."""
+    outcome = yield
+    report = outcome.get_result()
+    report.user_properties.append(("impl", _impl_of(item)))
+    if call.excinfo is not None and not call.excinfo.errisinstance(pytest.skip.Exception):
+        report.user_properties.append(("raised", call.excinfo.typename))
+        if report.failed and _impl_of(item) is not None:
+            _caught.add(str(_impl_of(item)))
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if dict(report.user_properties).get("already_caught"):
+        return
     if report.when == "call" or report.outcome != "passed":
         _results.append(
             {
@@ -63,15 +118,26 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
                 "when": report.when,
                 "outcome": report.outcome,
                 "message": "" if report.passed else _message(report),
+                "raised": dict(report.user_properties).get("raised"),
+                "impl": dict(report.user_properties).get("impl"),
             }
         )
 
 
+def _name_and_hint(item: pytest.Item) -> tuple[str, str]:
+    """A check's name is its docstring's first line; a paragraph after a blank line is its hint."""
+    doc = (getattr(item, "function", None).__doc__ or item.name).strip()  # type: ignore[union-attr]
+    head, _, hint = doc.partition("\n\n")
+    return head.splitlines()[0].strip(), " ".join(hint.split())
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:  # the runner needs each check's name before it has run
-        doc = (getattr(item, "function", None).__doc__ or item.name).strip().splitlines()[0]  # type: ignore[union-attr]
-        item.user_properties.append(("check", doc))
-        _results.append({"nodeid": item.nodeid, "when": "collect", "check": doc, "file": str(item.path)})
+        name, hint = _name_and_hint(item)
+        item.user_properties.append(("check", name))
+        _results.append(
+            {"nodeid": item.nodeid, "when": "collect", "check": name, "hint": hint, "file": str(item.path)}
+        )
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -43,7 +43,14 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # The lab page the browser loads: Lab 1's page (labs.toml `page = "labs/lab-1-serving.md"`) once it
 # exists; until then another page, so the rest of the checks run. Switch to "labs/lab-1-serving/".
 LAB_PAGE = "labs/lab-1-serving/"
-PAGES = {"home": "", "lab-1": LAB_PAGE}
+# Each lab's notebook, rendered by the mkdocs hook (scripts/notebooks.py): with its plots when
+# var/notebooks/ holds executed copies (`make docs` writes them), without outputs otherwise.
+NOTEBOOK_PAGES = {
+    f"notebook-{lab['id']}": f"notebooks/{Path(lab['notebook']).stem}/"
+    for lab in tomllib.loads((ROOT / "labs" / "labs.toml").read_text())["lab"]
+    if lab.get("notebook")
+}
+PAGES = {"home": "", "lab-1": LAB_PAGE, **NOTEBOOK_PAGES}
 VIEWPORT = {"width": 1280, "height": 900}
 MAX_SCREENSHOT_HEIGHT = 8_000
 
@@ -79,6 +86,8 @@ class PageReport:
     nav_links: list[str] = field(default_factory=list)
     title: str = ""
     broken_images: list[str] = field(default_factory=list)
+    article_images: list[str] = field(default_factory=list)
+    admonitions: list[str] = field(default_factory=list)
     screenshot: Path | None = None
 
 
@@ -204,6 +213,12 @@ Array.from(document.querySelectorAll('nav.md-nav--primary a.md-nav__link[href]')
 BROKEN_IMAGES_JS = """
 Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)
 """
+ARTICLE_IMAGES_JS = """
+Array.from(document.querySelectorAll('article img')).filter(i => i.naturalWidth > 0).map(i => i.src)
+"""
+ADMONITIONS_JS = """
+Array.from(document.querySelectorAll('article .admonition-title')).map(t => t.textContent.trim())
+"""
 
 
 async def _visit(dev: DevTools, url: str, name: str) -> PageReport:
@@ -245,6 +260,8 @@ async def _visit(dev: DevTools, url: str, name: str) -> PageReport:
     report.title = str(await dev.evaluate("document.title"))
     report.nav_links = list(await dev.evaluate(NAV_LINKS_JS) or [])
     report.broken_images = list(await dev.evaluate(BROKEN_IMAGES_JS) or [])
+    report.article_images = list(await dev.evaluate(ARTICLE_IMAGES_JS) or [])
+    report.admonitions = list(await dev.evaluate(ADMONITIONS_JS) or [])
 
     metrics = await dev.call("Page.getLayoutMetrics")
     height = min(int(metrics["cssContentSize"]["height"]), MAX_SCREENSHOT_HEIGHT)
@@ -310,6 +327,17 @@ def test_nav_links_every_lab_in_the_manifest(pages: dict[str, PageReport], name:
         lab["id"] for lab in labs if not any(re.search(rf"\bLab {lab['id']}\b", text) for text in links)
     ]
     assert missing == [], f"no nav link titled 'Lab N ...' for labs {missing}; nav links: {links}"
+
+
+@pytest.mark.parametrize("name", list(NOTEBOOK_PAGES))
+def test_notebook_page_shows_its_plots_or_says_why_not(pages: dict[str, PageReport], name: str) -> None:
+    report = pages[name]
+    notes = " | ".join(report.admonitions)
+    if "without its outputs" in notes:  # the site was built without executed copies (make docs makes them)
+        assert report.article_images == [], report.url
+    else:
+        assert "executed" in notes, f"{report.url}: no note saying where the outputs come from: {notes!r}"
+        assert report.article_images, f"{report.url}: an executed notebook page without a plot"
 
 
 @pytest.mark.parametrize("name", list(PAGES))

@@ -6,16 +6,24 @@ belongs to a lab in labs/labs.toml (`notebook = ...`), so none is orphaned or mi
 
 Each notebook runs in its own `pytest --nbmake` subprocess with the kernel of this venv; the
 notebooks write only under their own temporary folder (TMPDIR here, so pytest cleans it up).
+nbmake runs a copy of the notebook and keeps its outputs there (--overwrite on the copy, never on
+the notebook in git), so the same run also checks what the docs site shows: the executed notebook
+has no error output, draws its plots, and renders to a page (scripts/notebooks.py, the mkdocs
+hook) that carries every plot as an image.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
 import tomllib
 from pathlib import Path
+from types import ModuleType
 
 import nbformat
 import pytest
@@ -68,24 +76,38 @@ def test_notebook_starts_with_what_it_shows_and_how_to_run_it(path: Path) -> Non
     assert "make notebooks" in first.source, "first cell: say how to run it (make notebooks)"
 
 
+def _docs_hook() -> ModuleType:
+    """scripts/notebooks.py, the mkdocs hook that renders the notebooks as docs pages."""
+    spec = importlib.util.spec_from_file_location("docs_notebooks", ROOT / "scripts" / "notebooks.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.timeout(NOTEBOOK_TIMEOUT_S + 60)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_notebook_executes(path: Path, tmp_path: Path) -> None:
     started = time.monotonic()
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    executed = Path(shutil.copy(path, run_dir / path.name))  # nbmake writes the outputs into the copy
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the kernel's inline backend: PNGs
     r = subprocess.run(
         [
             sys.executable,
             "-m",
             "pytest",
             "--nbmake",
+            "--overwrite",
             f"--nbmake-timeout={NOTEBOOK_TIMEOUT_S}",
             "-p",
             "no:cacheprovider",
             "-q",
-            str(path.relative_to(ROOT)),
+            str(executed),
         ],
         cwd=ROOT,
-        env={**os.environ, "TMPDIR": str(tmp_path), "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"},
+        env={**env, "TMPDIR": str(tmp_path), "OMP_NUM_THREADS": "1"},
         capture_output=True,
         text=True,
         timeout=NOTEBOOK_TIMEOUT_S + 30,
@@ -96,3 +118,17 @@ def test_notebook_executes(path: Path, tmp_path: Path) -> None:
         f"{path.name} failed after {elapsed:.0f} s:\n{r.stdout[-6000:]}\n{r.stderr[-2000:]}"
     )
     print(f"{path.name}: {elapsed:.1f} s")
+
+    # What the docs site shows of it: every output, no error, and the plots as images on the page.
+    nb = nbformat.read(executed, as_version=4)
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert [o for o in outputs if o.output_type == "error"] == [], f"{path.name}: an error output"
+    plots = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert plots, f"{path.name}: no cell drew a plot (image/png output); the docs page would show none"
+    page, files = _docs_hook().render(path, executed, path.stem)
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", page)
+    assert len(images) == len(plots) and set(images) == set(files), (
+        f"{path.name}: {len(plots)} plots, the page shows {images}, output files {sorted(files)}"
+    )
+    assert all(data[:8] == b"\x89PNG\r\n\x1a\n" for data in files.values())
+    assert page.startswith("# ") and "executed" in page.split("\n", 4)[2], page[:300]

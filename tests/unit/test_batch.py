@@ -12,7 +12,7 @@ from mlops_lab.data.generator import generate
 from mlops_lab.data.io import read_frame, write_frame
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.lifecycle.train import load_model
-from mlops_lab.serving.batch import batch_predict
+from mlops_lab.serving.batch import ChunkScorer, batch_predict, score_file
 from mlops_lab.settings import Settings
 
 CHAMPION = "models:/fraud-detector@champion"
@@ -58,3 +58,13 @@ def test_empty_input_gives_an_empty_output(registry: Settings, tmp_path: Path) -
     inp = write_frame(generate("baseline", 0), tmp_path / "in.parquet")
     res = batch_predict(registry, CHAMPION, inp, tmp_path / "out.parquet", show_progress=False)
     assert res.rows == 0 and pd.read_parquet(tmp_path / "out.parquet").empty
+
+
+def test_score_file_scores_chunk_by_chunk_and_reports_progress(registry: Settings, tmp_path: Path) -> None:
+    inp = write_frame(generate("baseline", 1_000, seed=4), tmp_path / "in.csv")
+    seen: list[int] = []
+    scorer = ChunkScorer(load_model(registry, "1"), 0.5, "1", on_chunk=seen.append)
+    rows, flagged = score_file(scorer, inp, tmp_path / "out.csv", chunk_rows=400)
+    assert seen == [400, 400, 200] and (rows, scorer.chunks) == (1_000, 3)
+    assert flagged == int(read_frame(tmp_path / "out.csv")["decision"].sum())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]

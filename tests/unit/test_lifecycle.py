@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -162,3 +163,100 @@ def test_promoting_a_missing_version_is_a_clear_error(versions: tuple[MlflowClie
     with pytest.raises(registry.RegistryError, match="has no version 9"):
         registry.promote(client, store, name, "9", actor="a", reason="r")
     assert store.audit_log() == []
+
+
+# ---------------------------------------------------------------- the seams lab 2's exercises fill
+def test_train_is_fit_then_the_given_log_and_register(tmp_path: Path) -> None:
+    from mlops_lab.lifecycle.train import Fitted, TrainResult, train
+
+    seen: dict[str, object] = {}
+
+    def log_and_register(
+        settings: Settings, data: object, fitted: Fitted, *, lineage: dict[str, str] | None = None
+    ) -> TrainResult:
+        seen.update(rows=len(data), holdout=len(fitted.holdout), lineage=lineage)  # type: ignore[arg-type]
+        return TrainResult("run", "7", fitted.metrics, fitted.threshold, "fp")
+
+    s = make_settings(tmp_path)
+    result = train(
+        s, generate("baseline", 2_000, seed=5), lineage={"k": "v"}, log_and_register=log_and_register
+    )
+    assert result.version == "7"
+    assert seen == {"rows": 2_000, "holdout": 500, "lineage": {"k": "v"}}
+
+
+def test_gate_takes_its_schema_and_champion_checks_as_parameters(
+    fitted: tuple[object, object], tmp_path: Path
+) -> None:
+    good, _ = fitted
+    holdout = generate("baseline", 2_000, seed=13)
+    calls: list[str] = []
+
+    def schema_check(columns: object) -> gate.Check:
+        calls.append("schema")
+        return gate.Check("schema", False, "refused by the given check")
+
+    def champion_checks(
+        settings: Settings, rows: object, challenger: gate.Scored, champion: gate.Scored
+    ) -> list[gate.Check]:
+        calls.append("champion")
+        assert rows is holdout and len(challenger.scores) == len(champion.scores) == len(holdout)
+        return [gate.Check("custom", True, "ok")]
+
+    verdict = gate.evaluate(
+        make_settings(tmp_path, gate_latency_budget_ms=1000.0),
+        good,
+        0.1,
+        holdout,
+        champion=good,
+        champion_threshold=0.1,
+        signature_columns=SCHEMA.names,
+        schema_check=schema_check,
+        champion_checks=champion_checks,
+    )
+    assert calls == ["schema", "champion"]
+    assert [c.name for c in verdict.checks] == ["schema", "recall", "latency", "custom"]
+    assert not verdict.passed and verdict.reasons == ["schema: refused by the given check"]
+
+
+def test_promote_moves_champion_through_the_given_set_alias() -> None:
+    calls: list[tuple[tuple[object, ...], dict[str, object]]] = []
+
+    def set_alias(*args: object, **kwargs: object) -> str | None:
+        calls.append((args, kwargs))
+        return "1"
+
+    got = registry.promote("client", "store", "m", "2", actor="a", reason="r", set_alias=set_alias)  # type: ignore[arg-type]
+    assert got == "1"
+    assert calls == [
+        (("client", "store", "m", CHAMPION, "2"), {"actor": "a", "reason": "r", "action": "promote"})
+    ]
+
+
+def test_train_and_release_runs_the_given_train_evaluate_and_promote(tmp_path: Path) -> None:
+    from mlops_lab.lifecycle.release import train_and_release
+    from mlops_lab.lifecycle.train import train
+
+    s = make_settings(tmp_path, gate_min_recall=0.0, gate_latency_budget_ms=1000.0)  # only the wiring
+    s = s.model_copy(update={"tracking_uri": s.mlflow_sqlite_uri})
+    calls: list[str] = []
+
+    def counted(name: str, fn: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            return fn(*args, **kwargs)
+
+        return call
+
+    rel = train_and_release(
+        s,
+        generate("baseline", 4_000, seed=3),
+        promote=True,
+        actor="tests",
+        reason="injected",
+        train_fn=counted("train", train),
+        evaluate_fn=counted("evaluate", gate.evaluate),
+        promote_fn=counted("promote", registry.promote),
+    )
+    assert rel.promoted, rel.verdict.summary()
+    assert calls == ["train", "evaluate", "promote"]

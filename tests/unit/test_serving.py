@@ -8,13 +8,18 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import Field, create_model
 
 from mlops_lab.lifecycle.tracking import client_for
+from mlops_lab.serving import handlers
 from mlops_lab.serving.app import create_app
+from mlops_lab.serving.holder import ModelHolder
+from mlops_lab.serving.schemas import PredictRequest
 from mlops_lab.settings import Settings
 from mlops_lab.store.db import Store
 
@@ -209,3 +214,49 @@ def test_hot_reload_when_the_alias_moves(registry: Settings, tmp_path: Path) -> 
             time.sleep(0.1)
         assert c.post("/v1/predict", json=GOOD).json()["model_version"] == "2"
         assert 'mlops_model_loads_total{variant="stable"} 2.0' in c.get("/metrics").text
+
+
+def test_the_learner_parts_are_wired_like_the_reference(serving_settings: Settings) -> None:
+    """`mlops-lab serve --impl exercises` passes a holder class, the handlers and a request model:
+    the holder is wired to the metrics as the reference's is, every answer and both bodies go
+    through what was passed."""
+
+    class Holder(ModelHolder):
+        pass
+
+    capped = create_model("Capped", __base__=PredictRequest, amount=(float, Field(..., ge=0, le=1_000)))
+    names = ("predict", "not_ready", "log_full", "validation_error")
+    answers = SimpleNamespace(
+        **{n: getattr(handlers, n) for n in names}, readiness=lambda _ctx: {"status": "mine"}
+    )
+    app = create_app(serving_settings, holder_class=Holder, handlers=answers, request_model=capped)
+    with TestClient(app) as c:
+        assert app.state.holder.wait_ready(30) and type(app.state.holder) is Holder
+        assert c.get("/readyz").json() == {"status": "mine"}
+        assert c.post("/v1/predict", json={**GOOD, "amount": 5_000.0}).status_code == 422
+        batch = c.post("/v1/predict/batch", json={"rows": [{**GOOD, "amount": 5_000.0}]})
+        assert batch.status_code == 422 and batch.json()["detail"][0]["loc"][-1] == "amount"
+        assert c.post("/v1/predict", json=GOOD).status_code == 200
+        text = c.get("/metrics").text
+        assert 'mlops_model_loads_total{variant="stable"} 1.0' in text
+        assert 'mlops_model_info{model_version="1",variant="stable"} 1.0' in text
+
+
+def test_polling_survives_a_refresh_that_raises(serving_settings: Settings) -> None:
+    """The reference refresh never raises; a learner's might. The polling thread keeps going."""
+
+    class Flaky(ModelHolder):
+        calls = 0
+
+        def refresh(self, force: bool = False) -> bool:
+            Flaky.calls += 1
+            if Flaky.calls == 1:
+                raise RuntimeError("a bug in refresh")
+            return super().refresh(force)
+
+    holder = Flaky(serving_settings, "champion")
+    holder.start()
+    try:
+        assert holder.wait_ready(30) and Flaky.calls >= 2
+    finally:
+        holder.stop()

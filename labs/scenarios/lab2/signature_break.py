@@ -21,17 +21,17 @@ from mlops_lab.data.schema import SCHEMA
 from mlops_lab.labs.scenarios import Context
 from mlops_lab.lifecycle import model as fraud_model
 from mlops_lab.lifecycle.tracking import CHAMPION, client_for, ensure_experiment, version_by_alias
-from mlops_lab.lifecycle.train import SKOPS_TRUSTED, train
+from mlops_lab.lifecycle.train import SKOPS_TRUSTED
 
 
 def run(ctx: Context) -> None:
-    gate = ctx.module("evaluation-gate")
+    gate, tracked = ctx.module("evaluation-gate"), ctx.module("tracked-run")
     s = ctx.settings = ctx.settings.model_copy(update={"tracking_uri": ctx.settings.mlflow_sqlite_uri})
     v1 = ctx.train_champion()
     renamed = generate("baseline", 6_000, seed=3).rename(columns={"device_os": "device_platform"})
     ctx.inject("upstream renames device_os -> device_platform in the training extract")
     try:
-        train(s, renamed)
+        tracked.train(s, renamed)
         refused = ""
     except ValueError as exc:
         refused = str(exc)

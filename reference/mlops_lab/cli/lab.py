@@ -1,9 +1,9 @@
 """`mlops-lab lab ...`: grade, hint, reset, watch and verify the labs; run failure scenarios.
 
-mlops-lab lab check 1 [--impl reference]     (make lab-1 [IMPL=reference])
+mlops-lab lab check 1 [--all] [--impl reference]   (make lab-1 [ALL=1] [IMPL=reference])
 mlops-lab lab hint 1                         (make hint-1)
 mlops-lab lab watch 1                        (make watch-1)
-mlops-lab lab status | reset 1 | verify
+mlops-lab lab status | reset 1 | verify [--repeat 10] | mutants [1]
 mlops-lab lab scenario lab1/corrupt-model    (make scenario S=lab1/corrupt-model)
 """
 
@@ -24,11 +24,17 @@ Impl = Annotated[str, typer.Option(help="exercises (your work), reference, or a 
 
 
 @lab_app.command("check")
-def check(lab: str, impl: Impl = "exercises") -> None:
-    """Grade a lab: a checklist, the first failure in plain words, a score (saved)."""
+def check(
+    lab: str,
+    impl: Impl = "exercises",
+    regrade_all: Annotated[
+        bool, typer.Option("--all", help="re-grade every exercise, not only from the first one not done")
+    ] = False,
+) -> None:
+    """Grade a lab in order, stopping at the first exercise not done (rustlings style)."""
     from mlops_lab.labs.runner import check as run_check
 
-    if not run_check(lab, impl, get_settings().home, console).all_passed:
+    if not run_check(lab, impl, get_settings().home, console, regrade_all=regrade_all).all_passed:
         raise typer.Exit(1)
 
 
@@ -67,6 +73,10 @@ def reset(lab: str, yes: Annotated[bool, typer.Option("--yes", "-y", help="do no
 @lab_app.command("verify")
 def verify(
     relock: Annotated[bool, typer.Option(help="record the current exercise files as the skeletons")] = False,
+    repeat: Annotated[
+        int, typer.Option(min=1, help="grade the reference this many times: a flaky grader fails one")
+    ] = 1,
+    mutants: Annotated[bool, typer.Option("--mutants/--no-mutants", help="also grade the mutants")] = True,
 ) -> None:
     """The self-check run by make test: reference passes, skeleton fails, everything listed."""
     from mlops_lab.labs.manifest import repo_root
@@ -75,12 +85,30 @@ def verify(
 
     if relock:
         console.print(f"recorded {len(run_relock(repo_root()))} skeletons in labs/skeletons.json")
-    problems = run_verify(console)
+    problems = run_verify(console, repeat=repeat, with_mutants=mutants)
     for problem in problems:
         console.print(f"[red]problem[/]: {problem}", highlight=False)
     if problems:
         raise LabError(f"{len(problems)} problem(s) in the labs")
     console.print("[green]labs verified[/]")
+
+
+@lab_app.command("mutants")
+def mutants(lab: Annotated[str | None, typer.Argument(help="a lab id; default every lab")] = None) -> None:
+    """Grade each exercise's solution and its mutants (named mistakes): every mutant must be caught."""
+    from mlops_lab.labs import mutants as m
+    from mlops_lab.labs.manifest import load_manifest, repo_root
+
+    root = repo_root()
+    labs = m.chosen_labs(load_manifest(root), lab)
+    with console.status("grading the solutions and their mutants ..."):
+        verdicts = m.run(labs, root)
+    m.print_report(console, labs, verdicts)
+    problems = m.problems_of(labs, root, verdicts)
+    for problem in problems:
+        console.print(f"[red]problem[/]: {problem}", highlight=False)
+    if problems:
+        raise LabError(f"{len(problems)} problem(s) with the solutions and mutants")
 
 
 @lab_app.command("scenario")

@@ -94,11 +94,20 @@ def load(
 
 def demo(
     profile: Annotated[str, typer.Option(help="full or short (the end-to-end test's profile)")] = "full",
+    impl: Annotated[
+        str, typer.Option(help="reference, or exercises: your code for every exercise you have solved")
+    ] = "reference",
+    strict: Annotated[
+        bool, typer.Option("--strict", help="with --impl exercises: refuse to start while any is unsolved")
+    ] = False,
 ) -> None:
-    """Play the reference story locally; exits non-zero if it did not play out."""
+    """Play the story locally (five acts); exits non-zero if it did not play out."""
+    from mlops_lab.labs.impl import choose
     from mlops_lab.story.demo import StoryFailed, run_demo
 
+    s = settings()
+    choice = choose(impl, s.home, strict=strict)
     try:
-        run_demo(settings(), profile=profile, console=console)
+        run_demo(s, profile=profile, console=console, choice=choice)
     except StoryFailed as exc:
         raise UserError(f"the story did not play out: {exc}") from exc

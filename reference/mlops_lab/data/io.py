@@ -10,11 +10,12 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from mlops_lab.errors import InvalidValue, MissingFile
+
+if TYPE_CHECKING:  # pandas is imported where a frame is read: state files need no pandas (0.3 s)
+    import pandas as pd
 
 SUFFIXES = (".parquet", ".csv")
 
@@ -29,6 +30,8 @@ def read_frame(path: Path | str) -> pd.DataFrame:
     check_suffix(path)
     if not path.exists():
         raise MissingFile(f"{path}: no such file")
+    import pandas as pd
+
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
     return pd.read_csv(path, dtype={"card_id": str})
@@ -72,6 +75,8 @@ def write_json_atomic(path: Path, data: Any, *, indent: int | None = None) -> No
 # --8<-- [start:fingerprint]
 def fingerprint(frame: pd.DataFrame) -> str:
     """Content hash of a frame (column names, dtypes and values), independent of file format."""
+    import pandas as pd
+
     h = hashlib.sha256()
     h.update(repr([(c, str(t)) for c, t in frame.dtypes.items()]).encode())
     h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())

@@ -13,13 +13,14 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 from mlops_lab.labs.manifest import Exercise, LabError, load_manifest, repo_root
+from mlops_lab.labs.progress import EXERCISES, fingerprint, learner_base, load_progress, progress_key
 
 REFERENCE = "reference"
-EXERCISES = "exercises"
 
 
 def load_impl(exercise: Exercise, impl: str, root: Path) -> ModuleType:
@@ -56,11 +57,51 @@ def resolve(mirrors: str, impl: str, root: Path | None = None) -> ModuleType:
     return importlib.import_module(mirrors)
 
 
-def exercise_module(exercise_id: str, impl: str, root: Path | None = None) -> ModuleType:
-    """The module of the exercise with this id in labs/labs.toml, as `impl` provides it."""
+@dataclass(frozen=True)
+class Choice:
+    """Whose code plays each exercise in a run of the whole system (`make demo IMPL=exercises`,
+    the scenarios): the learner's for every exercise that is solved (it passed its grader and
+    is unchanged since), the reference for the others. impl "reference" chooses none."""
+
+    impl: str
+    learner: frozenset[str]  # ids of the exercises whose learner code runs
+    exercises: tuple[Exercise, ...]  # every exercise of the ready labs, in manifest order
+
+    def resolve(self, mirrors: str) -> ModuleType:
+        """Like `resolve`, for this choice: the learner's module only where it was chosen."""
+        chosen = [e for e in self.exercises if e.mirrors == mirrors and e.id in self.learner]
+        return resolve(mirrors, self.impl if chosen else REFERENCE)
+
+    def whose(self, exercise: Exercise) -> str:
+        return "yours" if exercise.id in self.learner else "reference"
+
+    @property
+    def unsolved(self) -> list[Exercise]:
+        return [e for e in self.exercises if e.id not in self.learner]
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(exercise, file, whose code ran): the first table of the demo's report."""
+        return [(f"lab {e.lab} {e.id}", e.file, self.whose(e)) for e in self.exercises]
+
+
+def choose(impl: str, home: Path, *, strict: bool = False, root: Path | None = None) -> Choice:
+    """The choice for `impl` from the learner's saved progress under `home`. With `strict`, an
+    unsolved exercise is an error that names the `make lab-N` commands to run first."""
     root = root or repo_root()
-    for lab in load_manifest(root):
-        for exercise in lab.exercises:
-            if exercise.id == exercise_id:
-                return load_impl(exercise, impl, root)
-    raise LabError(f"no exercise {exercise_id!r} in labs/labs.toml")
+    labs = [lab for lab in load_manifest(root) if lab.exercises]
+    every = tuple(e for lab in labs for e in lab.exercises)
+    if impl == REFERENCE:
+        return Choice(impl, frozenset(), every)
+    progress = load_progress(home)
+    base = learner_base(impl, root)
+    solved = set()
+    for lab in labs:
+        passed_at = progress.get(progress_key(lab, impl), {}).get("passed_at", {})
+        solved |= {e.id for e in lab.exercises if passed_at.get(e.id) == fingerprint(base, root, e)}
+    choice = Choice(impl, frozenset(solved), every)
+    if strict and choice.unsolved:
+        missing = sorted({e.lab for e in choice.unsolved})
+        names = ", ".join(e.id for e in choice.unsolved)
+        commands = " and ".join(f"make lab-{n}" for n in missing)
+        raise LabError(f"STRICT=1: not solved yet: {names}; run {commands} until every check passes")
+    return choice

@@ -30,6 +30,11 @@ class Exercise:
     teaches: str
     hints: tuple[str, ...]
 
+    @property
+    def solution(self) -> str:
+        """A solution as a learner would write it, with why: labs/solutions/labN/<file name>."""
+        return (Path("labs/solutions") / Path(self.file).relative_to("exercises")).as_posix()
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -39,6 +44,7 @@ class Scenario:
     symptom: str
     signal: str
     mitigation: str
+    needs: tuple[str, ...] = ()  # exercise ids whose code the scenario runs (learner's if solved)
 
     @property
     def key(self) -> str:
@@ -94,7 +100,15 @@ def load_manifest(root: Path | None = None) -> list[Lab]:
             for e in entry.get("exercise", ())
         )
         scenarios = tuple(
-            Scenario(lab_id, s["id"], s["title"], s["symptom"], s["signal"], s["mitigation"])
+            Scenario(
+                lab_id,
+                s["id"],
+                s["title"],
+                s["symptom"],
+                s["signal"],
+                s["mitigation"],
+                tuple(s.get("needs", ())),
+            )
             for s in entry.get("scenario", ())
         )
         labs.append(

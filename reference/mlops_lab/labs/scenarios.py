@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from mlops_lab.errors import UserError
-from mlops_lab.labs.impl import REFERENCE, exercise_module
+from mlops_lab.labs.impl import REFERENCE, Choice, choose
 from mlops_lab.labs.manifest import LabError, Scenario, get_scenario, load_manifest, repo_root
 from mlops_lab.settings import Settings
 
@@ -87,12 +87,17 @@ class Timeline:
 
 @dataclass
 class Context:
-    """What a scenario works with: settings under its own home, processes, the timeline, the impl."""
+    """What a scenario works with: settings under its own home, processes, the timeline, and
+    whose code plays each exercise (with --impl exercises: the learner's where it is solved)."""
 
     settings: Settings
-    impl: str
+    choice: Choice
     root: Path
     timeline: Timeline
+
+    @property
+    def impl(self) -> str:
+        return self.choice.impl
 
     def __post_init__(self) -> None:
         from mlops_lab.runtime.supervisor import Supervisor
@@ -122,8 +127,9 @@ class Context:
 
     # ---- the implementation under test
     def module(self, exercise_id: str) -> ModuleType:
-        """The learner's exercise module (--impl exercises) or the reference module it mirrors."""
-        return exercise_module(exercise_id, self.impl)
+        """The learner's module for this exercise where it is solved, else the reference it mirrors."""
+        exercise = next(e for e in self.choice.exercises if e.id == exercise_id)
+        return self.choice.resolve(exercise.mirrors)
 
     # ---- the system
     def start_registry(self) -> None:
@@ -174,9 +180,10 @@ class Context:
         """A real model server process (the learner's app + holder with --impl exercises)."""
         from mlops_lab.runtime.supervisor import server_spec
 
-        spec = server_spec(self.settings, variant, impl=self.impl)
+        spec = server_spec(self.settings, variant, impl=self.impl, learner=sorted(self.choice.learner))
         spec.env.update(env)
-        self.info(f"setup: starting the {variant} model server ({self.impl})")
+        yours = ", ".join(sorted(self.choice.learner)) or "none solved yet: the reference"
+        self.info(f"setup: starting the {variant} model server (your code: {yours})")
         self.supervisor.start(spec)
         base = f"http://{self.settings.host}:{self.settings.port_of(variant)}"  # type: ignore[arg-type]
         if wait_ready and not self.wait_for(lambda: self.ready(base), timeout_s=60):
@@ -250,7 +257,10 @@ def run_scenario(name: str, impl: str, base: Settings, console: Console) -> bool
         f"  expect  symptom: {scenario.symptom}\n          signal: {scenario.signal}", highlight=False
     )
     console.print(f"          mitigation: {scenario.mitigation}\n", highlight=False)
-    ctx = Context(settings, impl, root, Timeline(console))
+    choice = choose(impl, base.home, root=root)
+    if impl != REFERENCE:
+        show_needs(console, scenario, choice)
+    ctx = Context(settings, choice, root, Timeline(console))
     passed = False
     try:
         module.run(ctx)
@@ -268,6 +278,25 @@ def run_scenario(name: str, impl: str, base: Settings, console: Console) -> bool
     verdict = "[bold green]PASSED[/]" if passed else "[bold red]FAILED[/]"
     console.print(f"\n{verdict} in {time.monotonic() - ctx.timeline.started:.0f} s; timeline: {report}")
     return passed
+
+
+def show_needs(console: Console, scenario: Scenario, choice: Choice) -> None:
+    """Before anything starts: whose code plays each exercise the scenario runs, and what to do
+    about an unsolved one (the reference plays it, so the scenario still teaches something)."""
+    by_id = {e.id: e for e in choice.exercises}
+    for exercise_id in scenario.needs:
+        e = by_id[exercise_id]
+        whose = (
+            "yours" if exercise_id in choice.learner else f"the reference: not solved yet (make lab-{e.lab})"
+        )
+        console.print(f"  {exercise_id:<20} {e.file:<30} {whose}", highlight=False)
+    unsolved = [x for x in scenario.needs if x not in choice.learner]
+    if unsolved:
+        console.print(
+            f"  [yellow]{len(unsolved)} of the {len(scenario.needs)} exercises this scenario runs are not "
+            "solved yet: the reference plays them[/]"
+        )
+    console.print("")
 
 
 def _load_module(path: Path) -> ModuleType:

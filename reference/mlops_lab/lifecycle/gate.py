@@ -12,12 +12,17 @@ each with its own decision threshold. The gate passes only if every check passes
   latency      single-row p50, scored as the server scores, within the budget
 
 The first model has no champion: only the checks that need none apply.
+
+`evaluate` scores both models (`score`, a `Scored` each) and checks recall and latency; the
+schema check is `schema_check`, the comparisons with the champion are `champion_checks`. Lab 2's
+evaluation-gate exercise is those two.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -28,6 +33,8 @@ from mlops_lab.lifecycle import model as fraud_model
 from mlops_lab.settings import Settings
 
 SLICE_COLUMN = "channel"
+# A slice with fewer frauds than this is not judged: its PR-AUC would be noise.
+SLICE_MIN_FRAUDS = 5
 
 
 @dataclass(frozen=True)
@@ -52,85 +59,84 @@ class GateVerdict:
         return "PASS" if self.passed else "FAIL (" + "; ".join(self.reasons) + ")"
 
 
-def evaluate(
-    settings: Settings,
-    challenger: Any,
-    challenger_threshold: float,
-    holdout: pd.DataFrame,
-    champion: Any | None = None,
-    champion_threshold: float = 0.5,
-    signature_columns: list[str] | None = None,
-) -> GateVerdict:
-    x, y = holdout[SCHEMA.names], holdout[SCHEMA.label].to_numpy()
-    new_scores = fraud_model.scores(challenger, x)
-    new = fraud_model.metrics(y, new_scores, challenger_threshold)
-    checks: list[Check] = []
+@dataclass(frozen=True)
+class Scored:
+    """One model scored on the gate's holdout, at its own decision threshold.
 
-    # --8<-- [start:schema_check]
-    if signature_columns is not None:
-        missing = sorted(set(SCHEMA.names) - set(signature_columns))
-        extra = sorted(set(signature_columns) - set(SCHEMA.names))
-        ok = not missing and not extra
-        checks.append(
-            Check("schema", ok, "matches the serving schema" if ok else f"missing {missing}, extra {extra}")
-        )
-    # --8<-- [end:schema_check]
+    scores   its fraud score of every holdout row, in the holdout's row order (a numpy array)
+    metrics  `model.metrics` of those scores: pr_auc, roc_auc, recall, precision, flagged_rate
+    """
 
-    checks.append(
+    scores: np.ndarray
+    metrics: dict[str, float]
+
+
+class ChampionChecks(Protocol):
+    def __call__(
+        self, settings: Settings, holdout: pd.DataFrame, challenger: Scored, champion: Scored
+    ) -> list[Check]: ...
+
+
+def score(model: Any, threshold: float, holdout: pd.DataFrame) -> Scored:
+    """Score `model` on `holdout` (its SCHEMA.names columns) and measure it against the labels."""
+    scores = fraud_model.scores(model, holdout[SCHEMA.names])
+    return Scored(scores, fraud_model.metrics(holdout[SCHEMA.label].to_numpy(), scores, threshold))
+
+
+# --8<-- [start:schema_check]
+def schema_check(signature_columns: Sequence[str]) -> Check:
+    """ "schema": the model's signature accepts exactly the columns serving sends (SCHEMA.names)."""
+    missing = sorted(set(SCHEMA.names) - set(signature_columns))
+    extra = sorted(set(signature_columns) - set(SCHEMA.names))
+    ok = not missing and not extra
+    return Check("schema", ok, "matches the serving schema" if ok else f"missing {missing}, extra {extra}")
+
+
+# --8<-- [end:schema_check]
+
+
+# --8<-- [start:champion_checks]
+def champion_checks(
+    settings: Settings, holdout: pd.DataFrame, challenger: Scored, champion: Scored
+) -> list[Check]:
+    """The checks that compare the two models on the same holdout: "pr_auc", then "slices"."""
+    floor = champion.metrics["pr_auc"] - settings.gate_pr_auc_margin
+    checks = [
         Check(
-            "recall",
-            new["recall"] >= settings.gate_min_recall,
-            f"recall {new['recall']:.3f} (floor {settings.gate_min_recall:.3f})",
+            "pr_auc",
+            challenger.metrics["pr_auc"] >= floor,
+            f"challenger {challenger.metrics['pr_auc']:.3f} vs champion {champion.metrics['pr_auc']:.3f} "
+            f"(margin {settings.gate_pr_auc_margin})",
         )
-    )
-    latency = fraud_model.single_row_latency_ms(challenger, x)
-    new["latency_p50_ms"] = latency["p50_ms"]
-    checks.append(
-        Check(
-            "latency",
-            latency["p50_ms"] <= settings.gate_latency_budget_ms,
-            f"single-row p50 {latency['p50_ms']:.3f} ms (budget {settings.gate_latency_budget_ms} ms)",
-        )
-    )
-
-    old: dict[str, float] = {}
-    if champion is not None:
-        old_scores = fraud_model.scores(champion, x)
-        old = fraud_model.metrics(y, old_scores, champion_threshold)
-        floor = old["pr_auc"] - settings.gate_pr_auc_margin
+    ]
+    worst = worst_slice(holdout, challenger.scores, champion.scores)
+    if worst is not None:
+        name, drop = worst
         checks.append(
             Check(
-                "pr_auc",
-                new["pr_auc"] >= floor,
-                f"challenger {new['pr_auc']:.3f} vs champion {old['pr_auc']:.3f} "
-                f"(margin {settings.gate_pr_auc_margin})",
+                "slices",
+                drop <= settings.gate_slice_margin,
+                f"largest per-{SLICE_COLUMN} PR-AUC drop {drop:+.3f} on {name!r} "
+                f"(margin {settings.gate_slice_margin})",
             )
         )
-        worst = _worst_slice(holdout, y, new_scores, old_scores)
-        if worst is not None:
-            name, drop = worst
-            checks.append(
-                Check(
-                    "slices",
-                    drop <= settings.gate_slice_margin,
-                    f"largest per-{SLICE_COLUMN} PR-AUC drop {drop:+.3f} on {name!r} "
-                    f"(margin {settings.gate_slice_margin})",
-                )
-            )
-    return GateVerdict(all(c.passed for c in checks), tuple(checks), new, old)
+    return checks
 
 
-def _worst_slice(
-    holdout: pd.DataFrame, y: np.ndarray, new_scores: np.ndarray, old_scores: np.ndarray
+def worst_slice(
+    holdout: pd.DataFrame, new_scores: np.ndarray, old_scores: np.ndarray
 ) -> tuple[str, float] | None:
-    """The slice where the challenger loses most PR-AUC against the champion.
+    """The slice where the challenger loses most PR-AUC against the champion, and that loss.
 
-    Only slices with both classes count.
+    Only slices with both classes and at least SLICE_MIN_FRAUDS frauds count: PR-AUC on a handful
+    of frauds is noise. None when no slice counts.
     """
+    y = holdout[SCHEMA.label].to_numpy()
+    values = holdout[SLICE_COLUMN].astype(str).to_numpy()
     worst: tuple[str, float] | None = None
-    for value in sorted(holdout[SLICE_COLUMN].astype(str).unique()):
-        mask = (holdout[SLICE_COLUMN].astype(str) == value).to_numpy()
-        if len(np.unique(y[mask])) < 2 or y[mask].sum() < 5:
+    for value in sorted(set(values)):
+        mask = values == value
+        if len(np.unique(y[mask])) < 2 or y[mask].sum() < SLICE_MIN_FRAUDS:
             continue
         drop = float(
             average_precision_score(y[mask], old_scores[mask])
@@ -139,3 +145,52 @@ def _worst_slice(
         if worst is None or drop > worst[1]:
             worst = (value, drop)
     return worst
+
+
+# --8<-- [end:champion_checks]
+
+
+def evaluate(
+    settings: Settings,
+    challenger: Any,
+    challenger_threshold: float,
+    holdout: pd.DataFrame,
+    champion: Any | None = None,
+    champion_threshold: float = 0.5,
+    signature_columns: list[str] | None = None,
+    *,
+    schema_check: Callable[[Sequence[str]], Check] = schema_check,
+    champion_checks: ChampionChecks = champion_checks,
+) -> GateVerdict:
+    """The verdict on `challenger`, both models scored on `holdout`, each at its own threshold.
+
+    `schema_check` and `champion_checks` are the checks that need a contract or a second model
+    (lab 2 passes the learner's own); recall and latency are checked here.
+    """
+    new = score(challenger, challenger_threshold, holdout)
+    checks: list[Check] = []
+    if signature_columns is not None:
+        checks.append(schema_check(signature_columns))
+    recall = new.metrics["recall"]
+    checks.append(
+        Check(
+            "recall",
+            recall >= settings.gate_min_recall,
+            f"recall {recall:.3f} (floor {settings.gate_min_recall:.3f})",
+        )
+    )
+    latency = fraud_model.single_row_latency_ms(challenger, holdout[SCHEMA.names])
+    checks.append(
+        Check(
+            "latency",
+            latency["p50_ms"] <= settings.gate_latency_budget_ms,
+            f"single-row p50 {latency['p50_ms']:.3f} ms (budget {settings.gate_latency_budget_ms} ms)",
+        )
+    )
+    old: dict[str, float] = {}
+    if champion is not None:
+        old_model = score(champion, champion_threshold, holdout)
+        old = dict(old_model.metrics)
+        checks.extend(champion_checks(settings, holdout, new, old_model))
+    reported = {**new.metrics, "latency_p50_ms": latency["p50_ms"]}
+    return GateVerdict(all(c.passed for c in checks), tuple(checks), reported, old)

@@ -8,6 +8,7 @@ checks (schema, recall floor, latency) pass.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -25,6 +26,12 @@ from mlops_lab.lifecycle.train import (
 from mlops_lab.settings import Settings
 from mlops_lab.store.db import Store
 
+# What a flow calls, so that it can be given another implementation (lab 2's exercises).
+Train = Callable[..., TrainResult]  # train.train(settings, data, *, params=None, lineage=None)
+Evaluate = Callable[..., gate.GateVerdict]  # gate.evaluate, same arguments
+Promote = Callable[..., str | None]  # registry.promote(client, store, name, version, *, actor, reason)
+SetAlias = Callable[..., str | None]  # registry.set_alias(client, store, name, alias, version, *, ...)
+
 
 @dataclass(frozen=True)
 class Release:
@@ -34,8 +41,10 @@ class Release:
     promoted: bool
 
 
-def gate_version(settings: Settings, version: str) -> tuple[gate.GateVerdict, str | None]:
-    """Evaluate `version` against the current champion on `version`'s own holdout."""
+def gate_version(
+    settings: Settings, version: str, *, evaluate_fn: Evaluate = gate.evaluate
+) -> tuple[gate.GateVerdict, str | None]:
+    """Evaluate `version` against the current champion on `version`'s own holdout (with `evaluate_fn`)."""
     client = client_for(settings)
     mv = client.get_model_version(settings.model_name, version)
     holdout = load_run_frame(settings, str(mv.run_id), HOLDOUT_ARTIFACT)
@@ -46,7 +55,7 @@ def gate_version(settings: Settings, version: str) -> tuple[gate.GateVerdict, st
         champion = load_model(settings, str(champion_mv.version))
         champion_threshold = threshold_of(dict(champion_mv.tags or {}))
     signature = getattr(challenger, "feature_names_in_", None)
-    verdict = gate.evaluate(
+    verdict = evaluate_fn(
         settings,
         challenger,
         threshold_of(dict(mv.tags or {})),
@@ -66,16 +75,25 @@ def train_and_release(
     actor: str,
     reason: str,
     lineage: dict[str, str] | None = None,
+    train_fn: Train = train,
+    evaluate_fn: Evaluate = gate.evaluate,
+    promote_fn: Promote = registry.promote,
 ) -> Release:
-    trained = train(settings, data, lineage=lineage)
-    verdict, champion_before = gate_version(settings, trained.version)
+    """Train a version, gate it, tag it with the verdict, and promote it when asked and it passed.
+
+    `train_fn`, `evaluate_fn` and `promote_fn` default to the reference's `train.train`,
+    `gate.evaluate` and `registry.promote`; lab 2's exercises provide the same three, so a flow
+    can run with the learner's code.
+    """
+    trained = train_fn(settings, data, lineage=lineage)
+    verdict, champion_before = gate_version(settings, trained.version, evaluate_fn=evaluate_fn)
     client = client_for(settings)
     client.set_model_version_tag(settings.model_name, trained.version, "gate", verdict.summary()[:500])
     promoted = False
     if promote and verdict.passed:
         store = Store(settings.resolved_store_url)
         try:
-            registry.promote(client, store, settings.model_name, trained.version, actor=actor, reason=reason)
+            promote_fn(client, store, settings.model_name, trained.version, actor=actor, reason=reason)
         finally:
             store.dispose()
         promoted = True

@@ -7,6 +7,10 @@ count and fraud rate; the code version (git sha, dirty flag); a model signature 
 example; the training reference sample the drift monitor compares production against
 (`reference/reference.parquet`); the holdout the gate evaluates on (`eval/holdout.parquet`).
 The registered version carries the decision threshold and lineage as tags.
+
+`train` is two steps: `fit` (check the data, split, fit the configured flavour, sklearn or torch,
+and measure it: a `Fitted`) and `log_and_register` (record all of the above in one run and
+register the version). Lab 2's tracked-run exercise is `log_and_register`.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ import warnings
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 from sklearn.model_selection import train_test_split
@@ -72,14 +77,53 @@ def code_version() -> dict[str, str]:
         return {"code_version": "unknown", "code_dirty": "unknown"}
 
 
-def train(
-    settings: Settings,
-    data: pd.DataFrame,
-    *,
-    params: fraud_model.Hyperparams | None = None,
-    lineage: dict[str, str] | None = None,
-) -> TrainResult:
-    """Fit on `data`, log everything, register a new version. Does not move any alias."""
+@dataclass(frozen=True)
+class Fitted:
+    """A fitted model and what was measured while fitting it: everything `log_and_register` records.
+
+    pipeline        the fitted sklearn Pipeline (either flavour): `predict_proba` on SCHEMA.names columns
+    flavour         "sklearn" or "torch" (settings.model_flavour)
+    params          the hyperparameters to log, with model_flavour and train_device
+    trusted         the types skops must trust to load the pipeline back (`skops_trusted_types`)
+    seed            the seed of the split, the model and the reference sample
+    x_fit, y_fit    the rows it was fitted on (75%): features (SCHEMA.names) and labels (0/1)
+    x_hold, y_hold  the held-out rows (25%) the metrics are measured on
+    hold_scores     the model's fraud scores of x_hold, in the same order
+    threshold       the decision threshold: it flags settings.flag_budget of the fitting rows
+    metrics         holdout metrics at that threshold (`model.metrics`: pr_auc, roc_auc, recall, ...)
+    fit_seconds     wall time of the fit
+    latency         single-row scoring latency on held-out rows (`p50_ms`, `p99_ms`)
+    """
+
+    pipeline: Any
+    flavour: str
+    params: dict[str, Any]
+    trusted: list[str]
+    seed: int
+    x_fit: pd.DataFrame
+    y_fit: pd.Series
+    x_hold: pd.DataFrame
+    y_hold: pd.Series
+    hold_scores: np.ndarray
+    threshold: float
+    metrics: dict[str, float]
+    fit_seconds: float
+    latency: dict[str, float]
+
+    @property
+    def holdout(self) -> pd.DataFrame:
+        """The held-out rows with their label column: what the gate evaluates the version on."""
+        return pd.concat([self.x_hold, self.y_hold], axis=1)
+
+
+class LogAndRegister(Protocol):
+    def __call__(
+        self, settings: Settings, data: pd.DataFrame, fitted: Fitted, *, lineage: dict[str, str] | None = None
+    ) -> TrainResult: ...
+
+
+def fit(settings: Settings, data: pd.DataFrame, params: fraud_model.Hyperparams | None = None) -> Fitted:
+    """Check `data` against the schema, split it, fit the configured flavour and measure it. Logs nothing."""
     params = params or fraud_model.Hyperparams(seed=settings.seed)
     problems = SCHEMA.problems(data)
     if SCHEMA.label not in data.columns:
@@ -97,60 +141,93 @@ def train(
     fit_seconds = time.perf_counter() - started
     hold_scores = fraud_model.scores(pipeline, x_hold)
     threshold = fraud_model.budget_threshold(fraud_model.scores(pipeline, x_fit), settings.flag_budget)
-    metrics = fraud_model.metrics(y_hold.to_numpy(), hold_scores, threshold)
-    latency = fraud_model.single_row_latency_ms(pipeline, x_hold)
+    return Fitted(
+        pipeline=pipeline,
+        flavour=settings.model_flavour,
+        params=logged_params,
+        trusted=trusted,
+        seed=params.seed,
+        x_fit=x_fit,
+        y_fit=y_fit,
+        x_hold=x_hold,
+        y_hold=y_hold,
+        hold_scores=hold_scores,
+        threshold=threshold,
+        metrics=fraud_model.metrics(y_hold.to_numpy(), hold_scores, threshold),
+        fit_seconds=fit_seconds,
+        latency=fraud_model.single_row_latency_ms(pipeline, x_hold),
+    )
 
+
+def log_and_register(
+    settings: Settings, data: pd.DataFrame, fitted: Fitted, *, lineage: dict[str, str] | None = None
+) -> TrainResult:
+    """Log `fitted` as one MLflow run and register it as a new version. Does not move any alias."""
     client = client_for(settings)
     experiment_id = ensure_experiment(client, settings)
     data_fp = fingerprint(data)
     # --8<-- [start:lineage]
     tags = {
         "data_fingerprint": data_fp,
-        "model_flavour": settings.model_flavour,
+        "model_flavour": fitted.flavour,
         **code_version(),
         **(lineage or {}),
     }
     # --8<-- [end:lineage]
     with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run:
-        mlflow.log_params({**logged_params, "decision_threshold": round(threshold, 6), "rows": len(data)})
+        mlflow.log_params(
+            {**fitted.params, "decision_threshold": round(fitted.threshold, 6), "rows": len(data)}
+        )
         mlflow.log_metrics(
             {
-                **metrics,
-                "fraud_rate": float(y.mean()),
-                "fit_seconds": fit_seconds,
-                **{f"latency_{k}": v for k, v in latency.items()},
+                **fitted.metrics,
+                "fraud_rate": float(data[SCHEMA.label].astype(int).mean()),
+                "fit_seconds": fitted.fit_seconds,
+                **{f"latency_{k}": v for k, v in fitted.latency.items()},
             }
         )
+        # --8<-- [start:signature]
         # Nullable features travel as floats (an int column cannot hold a missing value).
-        example = x_hold.head(5).astype({f.name: "float64" for f in SCHEMA.features if f.nullable})
+        example = fitted.x_hold.head(5).astype({f.name: "float64" for f in SCHEMA.features if f.nullable})
         with warnings.catch_warnings():  # MLflow's hint about int columns: handled just above
             warnings.simplefilter("ignore", UserWarning)
-            signature = infer_signature(example, hold_scores[:5])
+            signature = infer_signature(example, fitted.hold_scores[:5])
         info = mlflow.sklearn.log_model(
-            pipeline,
+            fitted.pipeline,
             name="model",
             signature=signature,
             input_example=example,
             serialization_format="skops",
-            skops_trusted_types=trusted,
-            pip_requirements=model_requirements(settings.model_flavour),
+            skops_trusted_types=fitted.trusted,
+            pip_requirements=model_requirements(fitted.flavour),
         )
-        _log_frames(
-            {
-                REFERENCE_ARTIFACT: _reference_sample(x_fit, pipeline, params.seed),
-                HOLDOUT_ARTIFACT: pd.concat([x_hold, y_hold], axis=1),
-            }
-        )
+        # --8<-- [end:signature]
+        log_frames({REFERENCE_ARTIFACT: reference_sample(fitted), HOLDOUT_ARTIFACT: fitted.holdout})
         with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered..." there
             version = mlflow.register_model(
                 info.model_uri, settings.model_name, tags={"run_id": run.info.run_id}
             )
     client.set_model_version_tag(
-        settings.model_name, version.version, "decision_threshold", f"{threshold:.6f}"
+        settings.model_name, version.version, "decision_threshold", f"{fitted.threshold:.6f}"
     )
     for key, value in tags.items():
         client.set_model_version_tag(settings.model_name, version.version, key, value)
-    return TrainResult(run.info.run_id, str(version.version), metrics, threshold, data_fp)
+    return TrainResult(run.info.run_id, str(version.version), fitted.metrics, fitted.threshold, data_fp)
+
+
+def train(
+    settings: Settings,
+    data: pd.DataFrame,
+    *,
+    params: fraud_model.Hyperparams | None = None,
+    lineage: dict[str, str] | None = None,
+    log_and_register: LogAndRegister = log_and_register,
+) -> TrainResult:
+    """Fit on `data`, log everything, register a new version. Does not move any alias.
+
+    `log_and_register` is the step that records the run (lab 2 passes the learner's own).
+    """
+    return log_and_register(settings, data, fit(settings, data, params), lineage=lineage)
 
 
 def _build(settings: Settings, params: fraud_model.Hyperparams) -> tuple[Any, dict[str, Any], list[str]]:
@@ -179,13 +256,17 @@ def model_requirements(flavour: str) -> list[str]:
     return [f"{name}=={metadata.version(name).split('+')[0]}" for name in packages]
 
 
-def _reference_sample(x_fit: pd.DataFrame, pipeline: Any, seed: int) -> pd.DataFrame:
-    sample = x_fit.sample(n=min(REFERENCE_ROWS, len(x_fit)), random_state=seed).reset_index(drop=True)
-    sample["score"] = fraud_model.scores(pipeline, sample[SCHEMA.names])
+def reference_sample(fitted: Fitted) -> pd.DataFrame:
+    """What the drift monitor compares production with: up to REFERENCE_ROWS of the rows the model
+    was fitted on (SCHEMA.names columns, fresh index) and the model's `score` of each."""
+    n = min(REFERENCE_ROWS, len(fitted.x_fit))
+    sample = fitted.x_fit.sample(n=n, random_state=fitted.seed).reset_index(drop=True)
+    sample["score"] = fraud_model.scores(fitted.pipeline, sample[SCHEMA.names])
     return sample
 
 
-def _log_frames(frames: dict[str, pd.DataFrame]) -> None:
+def log_frames(frames: dict[str, pd.DataFrame]) -> None:
+    """Log each frame as a Parquet artifact of the active run at its path (e.g. eval/holdout.parquet)."""
     with tempfile.TemporaryDirectory() as tmp:
         for rel, frame in frames.items():
             path = Path(tmp) / rel

@@ -1,9 +1,14 @@
-"""Run the locust load test headless and turn its numbers into an SLO report.
+"""Run the locust load test headless and judge its numbers against an SLO.
 
     mlops-lab load --host http://127.0.0.1:8001 --users 8 --duration 20s
 
 Locust runs as its own process (it monkey-patches sockets with gevent, which must not leak
-into the caller). Its CSV summary is parsed into a `LoadReport`.
+into the caller). The test's duration counts from its first request, not from the start of
+the process: the locustfile prepares its payloads before any user starts and stops the runner
+itself (its docstring says why locust's `--run-time` cannot be trusted with a cold start). At
+exit it writes locust's final numbers to `<prefix>_stats.csv`; `run_load` reads the
+"Aggregated" row (`aggregated_totals`) and `report_from_totals` turns it into a `LoadReport`,
+the judgement: error rate and whether the SLO (p99 latency, error rate) is met.
 """
 
 from __future__ import annotations
@@ -11,19 +16,34 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from mlops_lab.errors import UserError
+from mlops_lab.errors import InvalidValue, UserError
 from mlops_lab.settings import Settings
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+START_TIMEOUT_S = 60.0  # the locustfile stops a test whose first request was not sent by then
+STOP_TIMEOUT_S = 5  # users then get this long to finish the request they are sending
+STARTUP_ALLOWANCE_S = 120.0  # a cold `import locust` and the payloads, on a busy machine
+
+
+@dataclass(frozen=True)
+class LoadRun:
+    """What was run: the report's fields that do not come from locust's numbers."""
+
+    host: str
+    scenario: str
+    duration: str  # as asked, e.g. "20s": counted from the first request
+    users: int
+    model_version: str | None  # what GET {host}/v1/model said after the test
 
 
 @dataclass(frozen=True)
@@ -71,6 +91,27 @@ class LoadReport:
         )
 
 
+def report_from_totals(totals: Mapping[str, str], run: LoadRun, settings: Settings) -> LoadReport:
+    """Locust's aggregated totals (its stats CSV's "Aggregated" row, column -> text) for `run`,
+    as a LoadReport judged against the settings' SLO."""
+    return LoadReport(
+        **asdict(run),
+        requests=int(totals["Request Count"]),
+        failures=int(totals["Failure Count"]),
+        rps=float(totals["Requests/s"]),
+        p50_ms=_milliseconds(totals["50%"]),
+        p95_ms=_milliseconds(totals["95%"]),
+        p99_ms=_milliseconds(totals["99%"]),
+        slo_p99_ms=settings.slo_p99_ms,
+        slo_error_rate=settings.slo_error_rate,
+    )
+
+
+def _milliseconds(text: str) -> float:
+    """A percentile column: locust writes "N/A" when no request was answered (no measurement)."""
+    return float("nan") if text == "N/A" else float(text)
+
+
 def run_load(
     settings: Settings,
     host: str,
@@ -81,10 +122,15 @@ def run_load(
     duration: str = "20s",
     scenario: str = "baseline",
     rate_per_user: float = 0.0,
-    report: Callable[..., Any] | None = None,
+    report: Callable[[Mapping[str, str], LoadRun, Settings], Any] | None = None,
 ) -> Any:
+    """Load `host` for `duration` (from the first request) and judge it: `report` (default
+    report_from_totals; the lab 1 exercise passes its own) gets locust's aggregated totals."""
+    seconds = duration_seconds(duration)
     out_dir.mkdir(parents=True, exist_ok=True)
     prefix = out_dir / "locust"
+    stats = Path(f"{prefix}_stats.csv")
+    stats.unlink(missing_ok=True)  # never judge an earlier run's numbers
     argv = [
         sys.executable,
         "-m",
@@ -98,13 +144,9 @@ def run_load(
         str(users),
         "--spawn-rate",
         str(spawn_rate),
-        "--run-time",
-        duration,
-        "--csv",
-        str(prefix),
         "--only-summary",
         "--stop-timeout",
-        "5",
+        str(STOP_TIMEOUT_S),
         "--exit-code-on-error",
         "0",
         "--loglevel",
@@ -115,45 +157,52 @@ def run_load(
         "MLOPS_LOAD_SCENARIO": scenario,
         "MLOPS_LOAD_SEED": str(settings.seed),
         "MLOPS_LOAD_RATE_PER_USER": str(rate_per_user),
+        "MLOPS_LOAD_DURATION_S": str(seconds),
+        "MLOPS_LOAD_START_TIMEOUT_S": str(START_TIMEOUT_S),
+        "MLOPS_LOAD_CSV_PREFIX": str(prefix),
     }
-    with (out_dir / "locust.log").open("w") as log:
-        proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env, check=False)
-    stats = Path(f"{prefix}_stats.csv")
+    log_path = out_dir / "locust.log"
+    limit = STARTUP_ALLOWANCE_S + START_TIMEOUT_S + seconds + STOP_TIMEOUT_S
+    with log_path.open("w") as log:
+        try:
+            proc = subprocess.run(
+                argv, stdout=log, stderr=subprocess.STDOUT, env=env, check=False, timeout=limit
+            )
+        except subprocess.TimeoutExpired:
+            raise UserError(f"locust did not finish within {limit:.0f} s; see {log_path}") from None
     if proc.returncode != 0 or not stats.exists():
-        raise UserError(f"locust failed (exit {proc.returncode}); see {out_dir / 'locust.log'}")
-    # `report` turns the CSV into a report: report_from_csv, or the lab 1 exercise's own.
-    to_report = report or report_from_csv
-    return to_report(settings, host, stats, scenario=scenario, duration=duration, users=users)
+        raise UserError(f"locust failed (exit {proc.returncode}); see {log_path}")
+    run = LoadRun(host, scenario, duration, users, _model_version(host))
+    return (report or report_from_totals)(aggregated_totals(stats), run, settings)
 
 
-def report_from_csv(
-    settings: Settings, host: str, stats_csv: Path, *, scenario: str, duration: str, users: int
-) -> LoadReport:
-    """Locust's `<prefix>_stats.csv` (its "Aggregated" row) as a LoadReport against the settings' SLO."""
-    with stats_csv.open() as fh:
-        total = next(r for r in csv.DictReader(fh) if r["Name"] == "Aggregated")
-    version = None
+def aggregated_totals(stats_csv: Path) -> dict[str, str]:
+    """The "Aggregated" row of locust's `<prefix>_stats.csv` (all requests), column -> text."""
+    with stats_csv.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            if row["Name"] == "Aggregated":
+                return row
+    raise UserError(f"{stats_csv} has no Aggregated row")
+
+
+def duration_seconds(duration: str) -> float:
+    """Locust's timespans: "20s", "2m", "1h30m", or plain seconds ("20")."""
+    text = duration.strip()
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text)
+    if text.isdigit():
+        seconds = int(text)
+    elif text and match:
+        hours, minutes, secs = (int(g or 0) for g in match.groups())
+        seconds = 3600 * hours + 60 * minutes + secs
+    else:
+        seconds = 0
+    if seconds <= 0:
+        raise InvalidValue(f"duration {duration!r}: expected a positive timespan such as 20s, 2m or 1h30m")
+    return float(seconds)
+
+
+def _model_version(host: str) -> str | None:
     with contextlib.suppress(httpx.HTTPError, ValueError):
         version = httpx.get(f"{host}/v1/model", timeout=2).json().get("version")
-    return LoadReport(
-        host=host,
-        scenario=scenario,
-        duration=duration,
-        users=users,
-        requests=int(total["Request Count"]),
-        failures=int(total["Failure Count"]),
-        rps=float(total["Requests/s"]),
-        p50_ms=_num(total["50%"]),
-        p95_ms=_num(total["95%"]),
-        p99_ms=_num(total["99%"]),
-        model_version=version,
-        slo_p99_ms=settings.slo_p99_ms,
-        slo_error_rate=settings.slo_error_rate,
-    )
-
-
-def _num(value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        return float("nan")
+        return None if version is None else str(version)
+    return None

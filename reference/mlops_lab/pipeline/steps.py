@@ -35,9 +35,9 @@ import pandas as pd
 from mlops_lab.canary.judge import Expectation, expectation_from_scores
 from mlops_lab.data.io import fingerprint, read_frame, write_frame
 from mlops_lab.data.schema import ENTITY, LABEL, SCHEMA
-from mlops_lab.lifecycle import registry
+from mlops_lab.lifecycle import gate, registry
 from mlops_lab.lifecycle.model import scores
-from mlops_lab.lifecycle.release import gate_version
+from mlops_lab.lifecycle.release import Evaluate, SetAlias, Train, gate_version
 from mlops_lab.lifecycle.tracking import CHALLENGER, CHAMPION, client_for, version_by_alias
 from mlops_lab.lifecycle.train import (
     HOLDOUT_ARTIFACT,
@@ -142,7 +142,7 @@ def validate(ctx: RunContext) -> dict[str, Any]:
     return {"production_rows": report.rows, "checked": list(report.checked), "summary": report.summary()}
 
 
-def train_step(ctx: RunContext) -> dict[str, Any]:
+def train_step(ctx: RunContext, *, train_fn: Train = train) -> dict[str, Any]:
     s = ctx.settings
     client = client_for(s)
     extracted = ctx.outputs("extract")
@@ -163,7 +163,7 @@ def train_step(ctx: RunContext) -> dict[str, Any]:
         "dag_run_id": ctx.dag_run_id,
         "pipeline_run_id": ctx.run_id,
     }
-    result = train(s, data, lineage=lineage)
+    result = train_fn(s, data, lineage=lineage)
     return {
         "version": result.version,
         "mlflow_run_id": result.run_id,
@@ -173,11 +173,11 @@ def train_step(ctx: RunContext) -> dict[str, Any]:
     }
 
 
-def evaluate(ctx: RunContext) -> dict[str, Any]:
+def evaluate(ctx: RunContext, *, evaluate_fn: Evaluate = gate.evaluate) -> dict[str, Any]:
     s = ctx.settings
     client = client_for(s)
     version = ctx.outputs("train")["version"]
-    verdict, champion = gate_version(s, version)
+    verdict, champion = gate_version(s, version, evaluate_fn=evaluate_fn)
     client.set_model_version_tag(s.model_name, version, "gate", verdict.summary()[:500])
     if not verdict.passed:
         raise GateFailed("; ".join(verdict.reasons))
@@ -215,7 +215,7 @@ def register(ctx: RunContext) -> dict[str, Any]:
     return {"version": version}
 
 
-def stage_challenger(ctx: RunContext) -> dict[str, Any]:
+def stage_challenger(ctx: RunContext, *, set_alias_fn: SetAlias = registry.set_alias) -> dict[str, Any]:
     s = ctx.settings
     client = client_for(s)
     version = ctx.outputs("train")["version"]
@@ -224,7 +224,7 @@ def stage_challenger(ctx: RunContext) -> dict[str, Any]:
     if previous != version:  # an attempt that crashed after the move does not audit it twice
         store = Store(s.resolved_store_url)
         try:
-            registry.set_alias(
+            set_alias_fn(
                 client,
                 store,
                 s.model_name,

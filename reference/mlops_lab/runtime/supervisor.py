@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,11 +68,16 @@ def mlflow_spec(settings: Settings) -> ProcessSpec:
     return ProcessSpec("mlflow", argv, f"{settings.mlflow_server_uri}/health", settings.mlflow_port)
 
 
-def server_spec(settings: Settings, variant: str, impl: str = "reference") -> ProcessSpec:
-    """A model server; impl="exercises" serves the learner's lab 1 app and holder instead."""
+def server_spec(
+    settings: Settings, variant: str, impl: str = "reference", learner: Sequence[str] | None = None
+) -> ProcessSpec:
+    """A model server; impl="exercises" serves the learner's lab 1 code instead: every exercise,
+    or only those in `learner` (the solved ones, in the demo and the scenarios)."""
     port = settings.port_of(variant)  # type: ignore[arg-type]
     argv = [sys.executable, "-m", "mlops_lab.cli", "serve", "--variant", variant, "--port", str(port)]
     argv += ["--impl", impl] if impl != "reference" else []
+    if impl != "reference" and learner is not None:
+        argv += ["--learner", ",".join(learner)]
     env = {"MLOPS_TRACKING_URI": settings.tracking_uri or settings.mlflow_server_uri}  # never serverless
     return ProcessSpec(variant, argv, f"http://{settings.host}:{port}/healthz", port, env=env)
 
@@ -127,12 +133,19 @@ def prometheus_spec(settings: Settings) -> ProcessSpec | None:
     return ProcessSpec("prometheus", argv, url, settings.prometheus_port)
 
 
-def system_specs(settings: Settings, *, with_prometheus: bool = True) -> list[ProcessSpec]:
-    """Everything `mlops-lab up` runs, MLflow first (the others read it at start)."""
+def system_specs(
+    settings: Settings,
+    *,
+    with_prometheus: bool = True,
+    impl: str = "reference",
+    learner: Sequence[str] | None = None,
+) -> list[ProcessSpec]:
+    """Everything `mlops-lab up` runs, MLflow first (the others read it at start); the model
+    servers with the learner's code where `impl` and `learner` say so (see server_spec)."""
     specs = [
         mlflow_spec(settings),
-        server_spec(settings, "stable"),
-        server_spec(settings, "canary"),
+        server_spec(settings, "stable", impl, learner),
+        server_spec(settings, "canary", impl, learner),
         router_spec(settings),
         monitor_spec(settings),
         controller_spec(settings),

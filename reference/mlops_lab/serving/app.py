@@ -9,6 +9,10 @@
 Routes: POST /v1/predict, POST /v1/predict/batch, GET /v1/model, GET /healthz (alive),
 GET /readyz (model loaded and warmed), GET /metrics, POST /admin/reload (bearer token).
 
+The answers (what a client and an orchestrator see) are `mlops_lab.serving.handlers`; the
+request body is `mlops_lab.serving.schemas.PredictRequest`; `mlops-lab serve --impl exercises`
+passes lab 1's instead (with the learner's holder class, wired to the same metrics).
+
 Endpoints that score are `async def` on purpose: scoring one row takes microseconds, far less
 than a hop to the threadpool, and this server runs one uvicorn worker per process.
 """
@@ -22,24 +26,44 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Header
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import Field, create_model
 
 from mlops_lab.lifecycle.tracking import CHALLENGER, CHAMPION
+from mlops_lab.serving import handlers as reference_handlers
+from mlops_lab.serving.context import ServerContext
 from mlops_lab.serving.holder import LoadedModel, ModelHolder
 from mlops_lab.serving.metrics import LatencyMiddleware, ServerMetrics
-from mlops_lab.serving.schemas import BatchRequest, BatchResponse, ModelInfo, PredictRequest, PredictResponse
+from mlops_lab.serving.schemas import (
+    BatchRequest,
+    BatchResponse,
+    ModelInfo,
+    PredictRequest,
+    PredictResponse,
+    RequestFields,
+)
 from mlops_lab.settings import Settings, Variant
-from mlops_lab.store.db import Store, utcnow
+from mlops_lab.store.db import Store
 from mlops_lab.store.writer import BatchWriter
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a 5,000-row batch is ~1.5 MB; anything far larger is refused early
 
 ALIAS_OF: dict[str, str] = {"stable": CHAMPION, "canary": CHALLENGER}
+
+
+class Handlers(Protocol):
+    """The answers create_app asks for (mlops_lab.serving.handlers, or lab 1's exercise)."""
+
+    def predict(self, ctx: ServerContext, body: Any, x_request_id: str | None) -> Any: ...
+    def readiness(self, ctx: ServerContext) -> Any: ...
+    def not_ready(self, ctx: ServerContext) -> Any: ...
+    def log_full(self, ctx: ServerContext) -> Any: ...
+    def validation_error(self, exc: RequestValidationError) -> Any: ...
 
 
 def create_app(
@@ -48,7 +72,13 @@ def create_app(
     *,
     holder: ModelHolder | None = None,
     store: Store | None = None,
+    holder_class: type[ModelHolder] = ModelHolder,
+    handlers: Handlers = reference_handlers,
+    request_model: type[RequestFields] = PredictRequest,
 ) -> FastAPI:
+    """The model server. `holder` (default: a `holder_class` wired to the metrics), `handlers`
+    (the answers) and `request_model` (the body of /v1/predict) are what `mlops-lab serve --impl`
+    swaps for a learner's; everything else here is plumbing."""
     metrics = ServerMetrics(variant)
 
     def on_load(m: LoadedModel) -> None:
@@ -59,7 +89,7 @@ def create_app(
         gc.collect()
         gc.freeze()
 
-    holder = holder or ModelHolder(
+    holder = holder or holder_class(
         settings,
         ALIAS_OF[variant],
         on_load=on_load,
@@ -76,6 +106,7 @@ def create_app(
         spill_dir=settings.home / "spill",
     )
     metrics.store_queue_depth.labels(variant).set_function(lambda: writer.depth)
+    ctx = ServerContext(settings, variant, holder, metrics, writer)
 
     # --8<-- [start:lifespan]
     @asynccontextmanager
@@ -112,78 +143,20 @@ def create_app(
     )
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Any, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI's default echoes the input, which fails to serialise for NaN/inf (a 500).
-        # Field errors only: where, what, and the error type.
-        errors = [
-            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-            for e in exc.errors()
-        ]
-        return JSONResponse({"detail": errors}, status_code=422)
-
-    # --8<-- [start:not_ready]
-    def not_ready() -> JSONResponse:
-        return JSONResponse(
-            {"detail": holder.not_ready_reason or "model not loaded"},
-            status_code=503,
-            headers={"Retry-After": str(settings.retry_after_s)},
-        )
-
-    # --8<-- [end:not_ready]
-
-    def store_full() -> JSONResponse:
-        metrics.store_drops.labels(variant).inc()
-        return JSONResponse(
-            {"detail": "prediction log is full; retry shortly"},
-            status_code=503,
-            headers={"Retry-After": "1"},
-        )
-
-    def record(
-        model: LoadedModel, request_id: str, features: dict[str, Any], score: float, latency_ms: float
-    ) -> dict[str, Any]:
-        decision = score >= model.threshold
-        metrics.observe_prediction(model.version, score, decision)
-        return {
-            "request_id": request_id,
-            "ts": utcnow(),
-            "variant": variant,
-            "model_version": model.version,
-            "features": features,
-            "score": score,
-            "decision": decision,
-            "latency_ms": latency_ms,
-        }
-
-    def answer(row: dict[str, Any]) -> dict[str, Any]:
-        keys = ("request_id", "model_version", "score", "decision", "variant")
-        return {k: row[k] for k in keys}
+    async def invalid(_request: Any, exc: RequestValidationError) -> Any:
+        return handlers.validation_error(exc)
 
     # The scoring endpoints return JSONResponse themselves: FastAPI would otherwise re-validate
     # every response against response_model (which stays declared for the OpenAPI schema),
     # a cost `make bench` measured on the hot path. The tests check the shape instead.
-    @app.post("/v1/predict", response_model=PredictResponse, responses={503: {"description": "not ready"}})
     async def predict(body: PredictRequest, x_request_id: str | None = Header(None)) -> Any:
-        model = holder.current
-        if model is None:
-            return not_ready()
-        start = time.perf_counter()
-        features = body.features()
-        score = model.score_one(features)
-        if settings.inject_latency_ms:
-            time.sleep(settings.inject_latency_ms / 1000)  # failure scenario: a slow model blocks the worker
-        latency_ms = (time.perf_counter() - start) * 1000
-        request_id = body.request_id or _valid_id(x_request_id) or uuid.uuid4().hex
-        row = record(model, request_id, features, score, latency_ms)
-        if not writer.submit(row):
-            return store_full()
-        return JSONResponse(answer(row))
+        return handlers.predict(ctx, body, x_request_id)
 
-    @app.post(
-        "/v1/predict/batch",
-        response_model=BatchResponse,
-        responses={413: {"description": "too many rows"}, 503: {"description": "not ready"}},
+    predict.__annotations__["body"] = request_model  # FastAPI validates the body with the model given
+    app.post("/v1/predict", response_model=PredictResponse, responses={503: {"description": "not ready"}})(
+        predict
     )
+
     async def predict_batch(body: BatchRequest) -> Any:
         if len(body.rows) > settings.batch_max_rows:
             return JSONResponse(
@@ -192,19 +165,27 @@ def create_app(
             )
         model = holder.current
         if model is None:
-            return not_ready()
+            return handlers.not_ready(ctx)  # 503 with Retry-After and the reason, like /v1/predict
         if writer.free < len(body.rows):
-            return store_full()
+            ctx.count_drop()
+            return handlers.log_full(ctx)
         start = time.perf_counter()
         features = [r.features() for r in body.rows]
         scores = model.score_many(features)
         per_row_ms = (time.perf_counter() - start) * 1000 / len(features)
         out = []
         for req, feats, score in zip(body.rows, features, scores, strict=True):
-            row = record(model, req.request_id or uuid.uuid4().hex, feats, score, per_row_ms)
+            row = ctx.row(model, req.request_id or uuid.uuid4().hex, feats, score, per_row_ms)
             writer.submit(row)  # room was checked above and this loop does not yield
-            out.append(answer(row))
+            out.append(ctx.answer(row))
         return JSONResponse({"model_version": model.version, "variant": variant, "predictions": out})
+
+    predict_batch.__annotations__["body"] = _batch_model(request_model)
+    app.post(
+        "/v1/predict/batch",
+        response_model=BatchResponse,
+        responses={413: {"description": "too many rows"}, 503: {"description": "not ready"}},
+    )(predict_batch)
 
     @app.get("/v1/model", response_model=ModelInfo)
     async def model_info() -> ModelInfo:
@@ -213,14 +194,11 @@ def create_app(
     # --8<-- [start:probes]
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
-        return {"status": "alive"}
+        return {"status": "alive"}  # alive: depends on nothing, not even a model
 
     @app.get("/readyz", responses={503: {"description": "not ready"}})
     async def readyz() -> Any:
-        m = holder.current
-        if m is None:
-            return not_ready()
-        return {"status": "ready", "model_version": m.version}
+        return handlers.readiness(ctx)  # ready: a model is loaded (handlers.py)
 
     # --8<-- [end:probes]
 
@@ -239,7 +217,7 @@ def create_app(
                 status_code=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        changed = await asyncio.to_thread(holder.refresh, True)
+        changed = await asyncio.to_thread(holder.reload, True)
         m = holder.current
         body = {
             "reloaded": changed,
@@ -249,6 +227,14 @@ def create_app(
         return JSONResponse(body, status_code=200 if changed else 503)
 
     return app
+
+
+def _batch_model(request_model: type[RequestFields]) -> type[BatchRequest]:
+    """The body of /v1/predict/batch: rows of `request_model`."""
+    if request_model is PredictRequest:
+        return BatchRequest
+    rows: Any = (list[request_model], Field(..., min_length=1))  # type: ignore[valid-type]
+    return create_model("BatchRequest", __base__=BatchRequest, rows=rows)
 
 
 def describe(settings: Settings, holder: ModelHolder) -> ModelInfo:
@@ -287,9 +273,3 @@ class BodyLimit:
                     await response(scope, receive, send)
                     return
         await self.app(scope, receive, send)
-
-
-def _valid_id(value: str | None) -> str | None:
-    if value and 0 < len(value) <= 64 and all(c.isalnum() or c in "_.:-" for c in value):
-        return value
-    return None

@@ -8,6 +8,10 @@
   so a crash never leaves a half-written output that looks complete.
 - Idempotent: a sidecar `<output>.meta.json` records the input fingerprint and the resolved
   model version; re-running with the same input and model skips the work.
+
+`score_file` (the chunk loop and the atomic write) is what lab 1's `batch-chunks` exercise
+writes; `ChunkScorer` (schema check, scores, counts) and `ScoredWriter` (the file format) are
+the plumbing it uses.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -79,7 +83,10 @@ def batch_predict(
     output_path: Path,
     chunk_rows: int = 50_000,
     show_progress: bool = True,
+    score_file_fn: Callable[[ChunkScorer, Path, Path, int], tuple[int, int]] | None = None,
 ) -> BatchResult:
+    """Score a file with a registered model: chunked, atomic, a no-op when already done.
+    `score_file_fn` scores the chunks (default: this module's `score_file`, lab 1's exercise)."""
     check_suffix(input_path)
     check_suffix(output_path)
     if not input_path.exists():
@@ -99,9 +106,19 @@ def batch_predict(
 
     client_for(settings)  # points MLflow's globals at the registry
     pipeline = mlflow.sklearn.load_model(f"models:/{settings.model_name}/{version}")
-    rows, flagged = score_file(
-        pipeline, threshold, version, input_path, output_path, chunk_rows, show_progress
+    progress = Progress(
+        TextColumn("[bold]scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        disable=not show_progress,
     )
+    with progress:
+        task = progress.add_task("rows", total=_row_count(input_path))
+        scorer = ChunkScorer(
+            pipeline, threshold, version, on_chunk=lambda n: progress.update(task, advance=n)
+        )
+        rows, flagged = (score_file_fn or score_file)(scorer, input_path, output_path, chunk_rows)
     result = BatchResult(str(output_path), rows, version, False, flagged)
     meta_path.write_text(json.dumps({**identity, **asdict(result)}, indent=1))
     return result
@@ -116,60 +133,85 @@ def iter_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         yield from pd.read_csv(path, chunksize=chunk_rows, dtype={"card_id": str})
 
 
+class ChunkScorer:
+    """Scores the chunks of one batch run, in order, and keeps count (chunks, rows, flagged).
+
+    A chunk that breaks the schema is refused (BadData, a ValueError, naming the chunk and its
+    rows); a good one comes back with score, decision (score >= threshold) and model_version.
+    """
+
+    def __init__(
+        self,
+        pipeline: Any,
+        threshold: float,
+        version: str,
+        on_chunk: Callable[[int], None] | None = None,  # rows scored (the progress bar)
+    ) -> None:
+        self.pipeline, self.threshold, self.version, self.on_chunk = pipeline, threshold, version, on_chunk
+        self.chunks = self.rows = self.flagged = 0
+
+    def score(self, chunk: pd.DataFrame) -> pd.DataFrame:
+        first, last = self.rows, self.rows + len(chunk)
+        problems = SCHEMA.problems(chunk, max_null_fraction=1.0)
+        if problems:
+            raise BadData(f"chunk {self.chunks} (rows {first}-{last}): " + "; ".join(problems))
+        scores = fraud_model.scores(self.pipeline, chunk[SCHEMA.names])
+        out = chunk.assign(score=scores, decision=scores >= self.threshold, model_version=self.version)
+        self.chunks, self.rows = self.chunks + 1, last
+        self.flagged += int(out["decision"].sum())
+        if self.on_chunk:
+            self.on_chunk(len(out))
+        return out
+
+
+class ScoredWriter:
+    """Appends scored chunks to `path` in the format `suffix` names (.parquet, else CSV with one
+    header). Used as a context manager: a clean exit finishes the file (an empty Parquet output
+    still gets its columns); an exception only closes it."""
+
+    def __init__(self, path: Path, suffix: str) -> None:
+        self.path, self.suffix = path, suffix
+        self.appended = 0
+        self._parquet: pq.ParquetWriter | None = None
+
+    def append(self, frame: pd.DataFrame) -> None:
+        if self.suffix == ".parquet":
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            self._parquet = self._parquet or pq.ParquetWriter(self.path, table.schema)
+            self._parquet.write_table(table.cast(self._parquet.schema))
+        else:
+            frame.to_csv(self.path, mode="a", header=self.appended == 0, index=False)
+        self.appended += 1
+
+    def __enter__(self) -> ScoredWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+            self._parquet = None
+        elif exc_type is None and self.appended == 0 and self.suffix == ".parquet":
+            pd.DataFrame(columns=[*SCHEMA.names, "score", "decision", "model_version"]).to_parquet(self.path)
+
+
 # --8<-- [start:score_file]
 def score_file(
-    pipeline: Any,
-    threshold: float,
-    version: str,
-    input_path: Path,
-    output_path: Path,
-    chunk_rows: int = 50_000,
-    show_progress: bool = False,
+    scorer: ChunkScorer, input_path: Path, output_path: Path, chunk_rows: int = 50_000
 ) -> tuple[int, int]:
     """Score `input_path` chunk by chunk into `output_path`, atomically. Returns (rows, flagged)."""
     output_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=output_path.parent, prefix=f".{output_path.name}.", suffix=".part")
     os.close(fd)
-    tmp = Path(tmp_name)
-    rows = flagged = 0
-    writer: pq.ParquetWriter | None = None
-    progress = Progress(
-        TextColumn("[bold]scoring"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        disable=not show_progress,
-    )
+    tmp = Path(tmp_name)  # beside the output: same filesystem, so the rename below is atomic
     try:
-        with progress:
-            task = progress.add_task("rows", total=_row_count(input_path))
-            for i, chunk in enumerate(iter_chunks(input_path, chunk_rows)):
-                problems = SCHEMA.problems(chunk, max_null_fraction=1.0)
-                if problems:
-                    raise BadData(f"chunk {i} (rows {rows}-{rows + len(chunk)}): " + "; ".join(problems))
-                scores = fraud_model.scores(pipeline, chunk[SCHEMA.names])
-                out = chunk.assign(score=scores, decision=scores >= threshold, model_version=version)
-                flagged += int(out["decision"].sum())
-                rows += len(out)
-                if output_path.suffix == ".parquet":
-                    table = pa.Table.from_pandas(out, preserve_index=False)
-                    writer = writer or pq.ParquetWriter(tmp, table.schema)
-                    writer.write_table(table.cast(writer.schema))
-                else:
-                    out.to_csv(tmp, mode="a", header=(i == 0), index=False)
-                progress.update(task, advance=len(out))
-        if writer is not None:
-            writer.close()
-            writer = None
-        elif rows == 0 and output_path.suffix == ".parquet":
-            pd.DataFrame(columns=[*SCHEMA.names, "score", "decision", "model_version"]).to_parquet(tmp)
+        with ScoredWriter(tmp, output_path.suffix) as out:
+            for chunk in iter_chunks(input_path, chunk_rows):
+                out.append(scorer.score(chunk))
         os.replace(tmp, output_path)  # the output appears complete or not at all
     except BaseException:
-        if writer is not None:
-            writer.close()
         tmp.unlink(missing_ok=True)
         raise
-    return rows, flagged
+    return scorer.rows, scorer.flagged
 
 
 # --8<-- [end:score_file]

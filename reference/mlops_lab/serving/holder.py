@@ -11,6 +11,9 @@ Rules:
   counted, and its reason is kept for `/v1/model` and `/readyz`.
 - The holder polls the alias every `reload_poll_s` seconds and reloads when it moves;
   `/admin/reload` forces a reload of whatever the alias points at now.
+
+`ModelHolder.refresh` (the decision and the swap) is what lab 1's `model-holder` exercise
+writes; the rest of the class is the plumbing around it.
 """
 
 from __future__ import annotations
@@ -122,7 +125,19 @@ def _place(pipeline: Any, settings: Settings, version: str) -> tuple[str, str]:
         raise LoadError(f"version {version}: {exc}") from exc
 
 
+def failure_message(exc: BaseException) -> str:
+    """How a failed load is reported: "<ExceptionClass>: <first line of its message>", at most 300 chars."""
+    return f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+
+
 class ModelHolder:
+    """Serves `current` and keeps it fresh.
+
+    Written here: the state, the alias check (`alias_moved`), the polling thread and `reload`,
+    which runs one `refresh` at a time. `refresh` decides whether to load and swaps the new model
+    in; lab 1's `model-holder` exercise writes it (exercises/lab1/holder.py subclasses this one).
+    """
+
     def __init__(
         self,
         settings: Settings,
@@ -133,9 +148,9 @@ class ModelHolder:
     ) -> None:
         self.settings = settings
         self.alias = alias
-        self._loader = loader
-        self._on_load = on_load
-        self._on_failure = on_failure
+        self.loader = loader  # (settings, alias) -> a loaded, warmed model; raises when it cannot
+        self.on_load = on_load  # called with each model swapped in (the app counts it, frees memory)
+        self.on_failure = on_failure  # called with failure_message(...) of each failed load
         self.current: LoadedModel | None = None
         self.not_ready_reason: str | None = "model not loaded yet"
         self.last_error: str | None = None
@@ -145,56 +160,67 @@ class ModelHolder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def alias_moved(self) -> bool:
+        """True when no model is served yet, or the alias points at another version than `current`.
+
+        False when the alias still points at the served version, or was removed (a finished
+        canary rollout clears @challenger: nothing new to load, and not a failure). Raises when
+        the registry does not answer.
+        """
+        if self.current is None:
+            return True
+        try:
+            self._client = self._client or client_for(self.settings)  # built once: polls are cheap
+            mv = version_by_alias(self._client, self.settings.model_name, self.alias)
+        except Exception:
+            self._client = None  # rebuilt at the next check: the registry may have moved or restarted
+            raise
+        return mv is not None and str(mv.version) != self.current.version
+
     # --8<-- [start:swap]
     def refresh(self, force: bool = False) -> bool:
-        """Load the alias's version if it changed (or if forced). True when a new model is in place."""
-        with self._lock:
-            try:
-                if not force and self.current is not None:
-                    self._client = self._client or client_for(self.settings)  # built once: polls are cheap
-                    mv = version_by_alias(self._client, self.settings.model_name, self.alias)
-                    if mv is not None and str(mv.version) == self.current.version:
-                        return False
-                    if mv is None:
-                        # The alias was removed (a finished canary rollout clears @challenger):
-                        # nothing new to load, and not a failure; keep serving what we have.
-                        return False
-                loaded = self._loader(self.settings, self.alias)
-            except Exception as exc:  # any failure keeps the old model: that is the point of the holder
-                self._client = None
-                self._failed(exc)
+        """Load the alias's version if it moved (or if forced) and swap it in. True when a new
+        model is in place. Never raises: a failed check or load keeps the old model."""
+        try:
+            if not force and not self.alias_moved():
                 return False
-            self.current = loaded  # the atomic swap
-            self.not_ready_reason = None
-            self.last_error = None
-            log.info(
-                "serving %s v%s (%s, %s scorer on %s)",
+            loaded = self.loader(self.settings, self.alias)
+        except Exception as exc:  # any failure keeps the old model: that is the point of the holder
+            message = failure_message(exc)
+            self.load_failures += 1
+            self.last_error = message
+            if self.current is None:
+                self.not_ready_reason = f"no model loaded: {message}"
+            log.warning(
+                "model load for @%s failed (%s); keeping %s",
                 self.alias,
-                loaded.version,
-                loaded.flavour,
-                loaded.scorer_kind,
-                loaded.device,
+                message,
+                f"v{self.current.version}" if self.current else "no model",
             )
-            if self._on_load:
-                self._on_load(loaded)
-            return True
+            if self.on_failure:
+                self.on_failure(message)
+            return False
+        self.current = loaded  # the atomic swap
+        self.not_ready_reason = None
+        self.last_error = None
+        log.info(
+            "serving %s v%s (%s, %s scorer on %s)",
+            self.alias,
+            loaded.version,
+            loaded.flavour,
+            loaded.scorer_kind,
+            loaded.device,
+        )
+        if self.on_load:
+            self.on_load(loaded)
+        return True
 
     # --8<-- [end:swap]
 
-    def _failed(self, exc: Exception) -> None:
-        message = f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
-        self.load_failures += 1
-        self.last_error = message
-        if self.current is None:
-            self.not_ready_reason = f"no model loaded: {message}"
-        log.warning(
-            "model load for @%s failed (%s); keeping %s",
-            self.alias,
-            message,
-            f"v{self.current.version}" if self.current else "no model",
-        )
-        if self._on_failure:
-            self._on_failure(message)
+    def reload(self, force: bool = False) -> bool:
+        """`refresh`, one at a time: the polling thread and /admin/reload may ask together."""
+        with self._lock:
+            return self.refresh(force)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._poll, name=f"holder-{self.alias}", daemon=True)
@@ -208,7 +234,10 @@ class ModelHolder:
     def _poll(self) -> None:
         # Until a model is loaded retry quickly (the registry may just be starting), then poll.
         while not self._stop.is_set():
-            self.refresh()
+            try:
+                self.reload()
+            except Exception:  # refresh must not raise; if one does, keep polling rather than die
+                log.exception("refreshing @%s raised; polling goes on", self.alias)
             wait = (
                 self.settings.reload_poll_s
                 if self.current is not None

@@ -6,10 +6,13 @@ print(json.dumps(PredictRequest.model_json_schema(), indent=1))"
 Validation rules come from `mlops_lab.data.schema.SCHEMA`: ranges for numbers (finite only,
 so NaN and inf are 422s), closed vocabularies as enums, open ones (country) by pattern.
 Unknown fields are refused, so a renamed upstream column is a clear 422, not a silent default.
+`feature_field` turns one feature's rules into a pydantic field and `request_model` builds the
+request model from them; lab 1's `request-schema` exercise writes both (exercises/lab1/schemas.py).
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -22,7 +25,8 @@ REQUEST_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 
 # --8<-- [start:field]
-def _field(feat: Feature) -> tuple[Any, Any]:
+def feature_field(feat: Feature) -> tuple[Any, Any]:
+    """One feature's (type, Field(...)) pair for pydantic's create_model, from its rules in SCHEMA."""
     if feat.kind == "numeric":
         typ: Any = int if feat.integer else float
         info = Field(..., ge=feat.minimum, le=feat.maximum, allow_inf_nan=False, description=feat.description)
@@ -40,15 +44,16 @@ def _field(feat: Feature) -> tuple[Any, Any]:
 # --8<-- [end:field]
 
 
-class _Base(BaseModel):
-    """The fields every request has besides the features; PredictRequest adds one field per feature."""
+class RequestFields(BaseModel):
+    """What every request has besides the features; `request_model()` adds one field per feature."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     request_id: str | None = Field(None, pattern=REQUEST_ID_PATTERN, description="idempotency/trace id")
     card_id: str | None = Field(None, max_length=64, description="entity id (sticky routing); not a feature")
 
     def features(self) -> dict[str, Any]:
+        """The model's input: every feature of SCHEMA, in schema order."""
         return {name: getattr(self, name) for name in FEATURE_NAMES}
 
 
@@ -65,16 +70,24 @@ EXAMPLE_REQUEST: JsonDict = {  # shown in the OpenAPI docs; the tests send it to
     "card_id": "4417",
 }
 
-_FEATURE_FIELDS: dict[str, Any] = {f.name: _field(f) for f in SCHEMA.features}
-_PredictRequest: type[_Base] = create_model("PredictRequest", __base__=_Base, **_FEATURE_FIELDS)
-_PredictRequest.model_config["json_schema_extra"] = {"examples": [EXAMPLE_REQUEST]}
-_PredictRequest.model_rebuild(force=True)
+
+# --8<-- [start:request_model]
+@cache  # one class: the app, the batch model and the OpenAPI schema all use the same
+def request_model() -> type[RequestFields]:
+    """The body of POST /v1/predict: RequestFields plus one validated field per feature of SCHEMA.
+    Unknown fields are refused: a renamed upstream column is a 422, not a silent default."""
+    fields: dict[str, Any] = {feat.name: feature_field(feat) for feat in SCHEMA.features}
+    config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_REQUEST]})
+    return create_model("PredictRequest", __base__=RequestFields, __config__=config, **fields)
+
+
+# --8<-- [end:request_model]
 
 if TYPE_CHECKING:
-    # mypy cannot see the fields create_model adds: it checks a request as the _Base it derives from.
-    PredictRequest = _Base
+    # mypy cannot see the fields create_model adds: it checks a request as the RequestFields it derives from.
+    PredictRequest = RequestFields
 else:
-    PredictRequest = _PredictRequest
+    PredictRequest = request_model()
 
 
 class BatchRequest(BaseModel):

@@ -28,6 +28,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,11 +45,10 @@ from mlops_lab.data.io import write_frame
 from mlops_lab.data.labels import deliver_arrived
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.errors import InvalidValue, UserError
+from mlops_lab.labs.impl import REFERENCE, Choice, choose
 from mlops_lab.lifecycle.registry import history
 from mlops_lab.lifecycle.release import gate_version, train_and_release
 from mlops_lab.lifecycle.tracking import CHALLENGER, CHAMPION, client_for, version_by_alias
-from mlops_lab.lifecycle.train import train
-from mlops_lab.load.slo import run_load
 from mlops_lab.load.traffic import Traffic, summarize
 from mlops_lab.runtime.supervisor import Supervisor, mlflow_spec, system_specs
 from mlops_lab.serving.batch import batch_predict
@@ -196,7 +196,10 @@ class Sampler:
         return max(self.windows, default=0)
 
 
-def run_demo(settings: Settings, profile: str = "full", console: Console | None = None) -> Path:
+def run_demo(
+    settings: Settings, profile: str = "full", console: Console | None = None, choice: Choice | None = None
+) -> Path:
+    """Play the story; `choice` says whose code plays each exercise (default: the reference)."""
     if profile not in PROFILES:
         raise InvalidValue(f"unknown profile {profile!r}; choose {', '.join(PROFILES)}")
     p = PROFILES[profile]
@@ -212,9 +215,11 @@ def run_demo(settings: Settings, profile: str = "full", console: Console | None 
     tl = Timeline(console)
     sup = Supervisor(s)
     report = Report(f"mlops-lab demo ({profile} profile)")
+    choice = choice or choose(REFERENCE, settings.home)
+    show_choice(console, report, choice)
     failure: StoryFailed | None = None
     outcome = f"did not finish: see the timeline and the logs in {s.home / 'logs'}"
-    story = Story(s, p, sup, tl, report, out)
+    story = Story(s, p, sup, tl, report, out, choice)
     try:
         story.play()
         outcome = "played out: every act below passed its checks"
@@ -236,11 +241,48 @@ def run_demo(settings: Settings, profile: str = "full", console: Console | None 
     return index
 
 
+def show_choice(console: Console, report: Report, choice: Choice) -> None:
+    """Say whose code plays each exercise: on the console before the story, first in the report."""
+    rows = choice.rows()
+    yours = [r for r in rows if r[2] == "yours"]
+    if choice.impl == REFERENCE:
+        console.print(
+            "[dim]every part is the reference's (make demo IMPL=exercises plays your solved ones)[/]"
+        )
+    else:
+        console.rule("[bold]Whose code runs")
+        for exercise, file, whose in rows:
+            mark = "[green]yours[/]    " if whose == "yours" else "[dim]reference[/]"
+            console.print(f"  {mark} {exercise:<28} {file}", highlight=False)
+        if len(yours) < len(rows):
+            console.print(
+                f"  {len(yours)}/{len(rows)} exercises are yours: the others run the reference until "
+                "their make lab-N passes (STRICT=1 refuses to start instead)",
+                highlight=False,
+            )
+    if yours:  # honest about the one place where a solved exercise still runs the reference
+        console.print(
+            "  [dim]act 3's retraining runs under Airflow in its own process: the reference's training "
+            "and gate[/]",
+            highlight=False,
+        )
+        rows = [*rows, ("act 3 retraining (Airflow)", "mlops_lab.pipeline", "reference")]
+    report.table("Whose code ran", rows, ["exercise", "file", "code"], first=True)
+
+
 class Story:
     def __init__(
-        self, s: Settings, p: Profile, sup: Supervisor, tl: Timeline, report: Report, out: Path
+        self,
+        s: Settings,
+        p: Profile,
+        sup: Supervisor,
+        tl: Timeline,
+        report: Report,
+        out: Path,
+        choice: Choice,
     ) -> None:
         self.s, self.p, self.sup, self.tl, self.report, self.out = s, p, sup, tl, report, out
+        self.choice = choice
         self.router = f"http://{s.host}:{s.router_port}"
         self.traffic: Traffic | None = None
         self.sampler: Sampler | None = None
@@ -252,11 +294,29 @@ class Story:
 
     # ------------------------------------------------------------------ the acts
     def play(self) -> None:
-        self.act1_serve()
-        self.act2_irrelevant_drift()
-        self.act3_drift_retrain()
-        self.act4_canary_promote()
-        self.act5_bad_candidate()
+        for act in (
+            self.act1_serve,
+            self.act2_irrelevant_drift,
+            self.act3_drift_retrain,
+            self.act4_canary_promote,
+            self.act5_bad_candidate,
+        ):
+            try:
+                act()
+            except StoryFailed:
+                raise
+            except Exception as exc:
+                if not self.choice.learner:
+                    raise  # the reference alone: a bug, with its traceback
+                # The learner's code ran: a mistake the graders missed is a failed act, not a crash.
+                trace = self.out / "traceback.txt"
+                self.out.mkdir(parents=True, exist_ok=True)
+                trace.write_text(traceback.format_exc())
+                name = act.__name__.removeprefix("act").replace("_", " ", 1)
+                raise StoryFailed(
+                    f"act {name} raised {type(exc).__name__}: {exc} (your code ran for "
+                    f"{', '.join(sorted(self.choice.learner))}; traceback in {trace})"
+                ) from exc
 
     def act1_serve(self) -> None:
         s, p, tl = self.s, self.p, self.tl
@@ -269,7 +329,8 @@ class Story:
         )
         self.sup.start(mlflow_spec(s))
         tl.step("MLflow server up", s.mlflow_server_uri)
-        rel = train_and_release(s, data, promote=True, actor="demo", reason="demo: first model")
+        lab2 = self.lifecycle_parts()
+        rel = train_and_release(s, data, promote=True, actor="demo", reason="demo: first model", **lab2)
         m = rel.trained.metrics
         tl.step(f"trained v{rel.trained.version}", f"PR-AUC {m['pr_auc']:.3f}, recall {m['recall']:.3f}")
         if not rel.promoted:
@@ -280,12 +341,14 @@ class Story:
         )
         self.report.table("v1 evaluation gate", [(c.name, c.passed, c.detail) for c in rel.verdict.checks])
 
-        specs = system_specs(s)[1:]  # MLflow is up
+        learner = sorted(self.choice.learner)
+        specs = system_specs(s, impl=self.choice.impl, learner=learner)[1:]  # MLflow is up
         self.sup.start_all(specs)
         tl.step("`mlops-lab up`", ", ".join(spec.name for spec in specs) + " healthy")
         _wait(lambda: _get(f"{self.router}/readyz") == 200, 60, "router not ready (stable not serving v1)")
         self.store = Store(s.resolved_store_url)
 
+        run_load = self.choice.resolve("mlops_lab.load.slo").run_load  # lab 1's judgement of the SLO
         load = run_load(s, self.router, self.out / "load", users=p.load_users, duration=p.load_duration)
         tl.step(
             "load test through the router",
@@ -305,7 +368,11 @@ class Story:
         write_frame(generate("baseline", p.batch_rows, seed=s.seed + 1), batch_in)
         t0 = time.monotonic()
         res = batch_predict(
-            s, f"models:/{s.model_name}@champion", batch_in, s.home / "data" / "scored.parquet"
+            s,
+            f"models:/{s.model_name}@champion",
+            batch_in,
+            s.home / "data" / "scored.parquet",
+            score_file_fn=self.choice.resolve("mlops_lab.serving.batch").score_file,
         )
         dt = time.monotonic() - t0
         tl.step("batch inference", f"{res.rows:,} rows in {dt:.1f}s ({res.rows / dt:,.0f} rows/s)")
@@ -405,10 +472,11 @@ class Story:
         cap = next(f.maximum for f in SCHEMA.features if f.name == "amount")
         export = export[export["amount"] <= (cap or float("inf"))]
         # --8<-- [end:bad_candidate]
-        version = train(
+        lab2 = self.lifecycle_parts()
+        version = lab2["train_fn"](
             s, export, lineage={"trigger_reason": "demo: notebook retrain on the warehouse export"}
         ).version
-        verdict, _ = gate_version(s, version)
+        verdict, _ = gate_version(s, version, evaluate_fn=lab2["evaluate_fn"])
         tl.step(f"trained v{version} on the warehouse export", f"offline gate: {verdict.summary()}")
         if not verdict.passed:
             raise StoryFailed(f"the skewed candidate should pass the offline gate: {verdict.summary()}")
@@ -426,6 +494,15 @@ class Story:
         self.report.data["bad_candidate"] = {"version": version, "reason": r.reason}
 
     # ------------------------------------------------------------------ helpers
+    def lifecycle_parts(self) -> dict[str, Any]:
+        """Lab 2's parts as this run's choice has them: training, the gate, promotion. (The
+        retraining pipeline of act 3 runs under Airflow in its own process, with the reference.)"""
+        return {
+            "train_fn": self.choice.resolve("mlops_lab.lifecycle.train").train,
+            "evaluate_fn": self.choice.resolve("mlops_lab.lifecycle.gate").evaluate,
+            "promote_fn": self.choice.resolve("mlops_lab.lifecycle.registry").promote,
+        }
+
     def _follow_rollout(self, version: str, timeout_s: float) -> Any:
         shown: set[tuple[str, int]] = set()
         started = self.tl.now()

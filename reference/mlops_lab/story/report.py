@@ -37,7 +37,13 @@ class Report:
     sections: list[tuple[str, str, str]] = field(default_factory=list)  # (heading, html, markdown)
     data: dict[str, Any] = field(default_factory=dict)
 
-    def table(self, heading: str, rows: Sequence[Sequence[Any]], header: list[str] | None = None) -> None:
+    def table(
+        self,
+        heading: str,
+        rows: Sequence[Sequence[Any]],
+        header: list[str] | None = None,
+        first: bool = False,
+    ) -> None:
         head_html = "".join(f"<th>{html.escape(h)}</th>" for h in header) if header else ""
         body_html = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
         md_rows = ([header] if header else [["", ""]]) + [[str(c) for c in r] for r in rows]
@@ -48,7 +54,8 @@ class Report:
             + "\n"
             + "\n".join("| " + " | ".join(r) + " |" for r in md_rows[1:])
         )
-        self.sections.append((heading, f"<table><tr>{head_html}</tr>{body_html}</table>", md))
+        section = (heading, f"<table><tr>{head_html}</tr>{body_html}</table>", md)
+        self.sections.insert(0 if first else len(self.sections), section)
 
     def text(self, heading: str, body: str, first: bool = False) -> None:
         self.sections.insert(
