@@ -110,7 +110,7 @@ def markdown(doc: dict[str, Any]) -> str:
         "|---|---|---|---|---|",
     ]
     for r in doc["rows"]:
-        goal = f"<= {r['goal_s']:.0f} s" if r["goal_s"] else ""
+        goal = f"<= {r['goal_s']:g} s" if r["goal_s"] else ""
         met = "" if r["met"] is None else ("met" if r["met"] else "NOT MET")
         lines.append(f"| {r['kind']} | {r['what']} | {r['seconds']:.1f} | {goal} | {met} |")
     return "\n".join(lines) + "\n"
