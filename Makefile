@@ -86,10 +86,10 @@ watch-%: setup ## re-grade lab N on every save
 scenarios: setup ## run every lab scenario on the reference (CI does; about 9 min)
 	@$(BIN)/mlops-lab lab scenario all
 
-scenario: setup ## break it on purpose: S=lab1/corrupt-model [IMPL=exercises] [TARGET=kind]
+scenario: setup ## break it on purpose: S=lab1/corrupt-model [IMPL=exercises [STRICT=1]] [TARGET=kind]
 	@if [ -z "$(S)" ]; then $(BIN)/mlops-lab lab scenario list; exit 2; fi
 	@if [ "$(TARGET)" = kind ]; then scripts/cluster.sh scenario $(S); \
-	else $(BIN)/mlops-lab lab scenario $(S) $(if $(IMPL),--impl $(IMPL)); fi
+	else $(BIN)/mlops-lab lab scenario $(S) $(if $(IMPL),--impl $(IMPL)) $(if $(STRICT),--strict); fi
 
 # The cluster path (docs/cluster.md). cluster-up checks docker, kind and kubectl before anything
 # else (one line and exit 2 when one is missing), so it does not run setup first.

@@ -112,9 +112,16 @@ def mutants(lab: Annotated[str | None, typer.Argument(help="a lab id; default ev
 
 
 @lab_app.command("scenario")
-def scenario(name: str, impl: Impl = "reference") -> None:
+def scenario(
+    name: str,
+    impl: Impl = "reference",
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="with --impl exercises: refuse while an exercise it runs is unsolved"),
+    ] = False,
+) -> None:
     """Start the system, inject a real fault, verify the reliable behaviour, print the timeline."""
     from mlops_lab.labs.scenarios import run_scenario
 
-    if not run_scenario(name, impl, get_settings(), console):
+    if not run_scenario(name, impl, get_settings(), console, strict):
         raise typer.Exit(1)

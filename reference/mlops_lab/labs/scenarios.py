@@ -230,13 +230,13 @@ def list_scenarios(console: Console) -> None:
             console.print(f"  {s.key:<34} {s.title}", highlight=False)
 
 
-def run_scenario(name: str, impl: str, base: Settings, console: Console) -> bool:
+def run_scenario(name: str, impl: str, base: Settings, console: Console, strict: bool = False) -> bool:
     if name == "list":
         list_scenarios(console)
         return True
     if name == "all":  # CI runs every scenario on the reference
         keys = [s.key for lab in load_manifest() for s in lab.scenarios]
-        results = {key: run_scenario(key, impl, base, console) for key in keys}
+        results = {key: run_scenario(key, impl, base, console, strict) for key in keys}
         failed = [key for key, ok in results.items() if not ok]
         console.print(
             f"\n{len(keys) - len(failed)}/{len(keys)} scenarios passed"
@@ -260,6 +260,11 @@ def run_scenario(name: str, impl: str, base: Settings, console: Console) -> bool
     choice = choose(impl, base.home, root=root)
     if impl != REFERENCE:
         show_needs(console, scenario, choice)
+        unsolved = [e for e in choice.unsolved if e.id in scenario.needs]
+        if strict and unsolved:  # before anything starts: seconds, not a timeout
+            commands = " and ".join(sorted({f"make lab-{e.lab}" for e in unsolved}))
+            names = ", ".join(e.id for e in unsolved)
+            raise LabError(f"STRICT=1: {scenario.key} runs {names}, not solved yet: {commands}")
     ctx = Context(settings, choice, root, Timeline(console))
     passed = False
     try:
