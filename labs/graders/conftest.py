@@ -65,6 +65,10 @@ def _impl_of(item: pytest.Item) -> str | None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Only with --impls (the self-check grading mutants): a mutant is proven caught by its first
+    # failing check, so its other checks would only cost time. Not an environment limit and never
+    # a way to pass: a learner's file, the reference and each solution are graded with --impl,
+    # where nothing is ever skipped, and a skipped check is not recorded as an outcome at all.
     if _impl_of(item) in _caught:
         item.user_properties.append(("already_caught", True))  # not a check outcome: not recorded
         pytest.skip("this implementation already failed a check")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -43,18 +40,8 @@ def test_every_lab_notebook_has_a_page_in_the_nav() -> None:
     assert not (ROOT / "docs" / "notebooks").exists(), "docs/notebooks/ is generated at build time"
 
 
-def test_site_builds_strictly(tmp_path: Path) -> None:
-    site = tmp_path / "site"
-    r = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
-        cwd=ROOT,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
+def test_site_builds_strictly(site: Path) -> None:
+    """The strict build itself is the `site` fixture (tests/e2e/conftest.py), shared with the browser test."""
     for page in ("index.html", "getting-started/index.html", "architecture/index.html"):
         assert (site / page).is_file(), page
     for page in _notebook_pages():  # rendered by the hook, with or without executed copies
