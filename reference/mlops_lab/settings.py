@@ -109,6 +109,15 @@ class Settings(BaseSettings):
     # Newest stable-variant rows the evaluate step scores with both models to record the canary's
     # expectations (how the challenger should differ from the champion on production traffic).
     pipeline_recent_rows: int = 2_000
+    # A run whose data window holds fewer stable-variant predictions than this stops at extract
+    # (`window_too_small`; `empty_window` for none): a retrain with nothing new to learn from
+    # would only re-fit the base set, and the canary expectation needs production rows.
+    pipeline_min_window_rows: int = 200
+    # Whose code the retraining pipeline runs (the labs): "reference", or "exercises" for the
+    # learner's lab 2 and lab 3 exercises, only those in `pipeline_learner` (comma-separated ids;
+    # None: every one). The monitor hands both to the Airflow run it triggers, like any setting.
+    pipeline_impl: str = "reference"
+    pipeline_learner: str | None = None
 
     # --- canary router (mlops_lab.canary.router)
     # Upstream timeout per request; a canary that times out is retried on stable.

@@ -20,7 +20,7 @@ from mlops_lab.canary.judge import Expectation
 from mlops_lab.data.generator import generate
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.lifecycle.tracking import CHALLENGER, client_for, version_by_alias
-from mlops_lab.pipeline import run, steps
+from mlops_lab.pipeline import guard, run, steps
 from mlops_lab.pipeline.rundir import read_json, run_dir, sanitize_run_id
 from mlops_lab.pipeline.validate import validate_rows
 from mlops_lab.settings import Settings
@@ -86,10 +86,21 @@ def test_a_recent_break_is_not_diluted_by_older_good_rows(settings: Settings) ->
 
 def test_no_training_data_stops_at_extract(settings: Settings, tmp_path: Path) -> None:
     bare = settings.model_copy(update={"home": tmp_path / "bare"})  # same registry, no base set
-    serve(bare, "baseline", 50, seed=17)
+    serve(bare, "baseline", 300, seed=17)
     result = steps.run_pipeline(bare, "no-data", "retrain before any data")
     assert (result.status, result.step, result.stop_reason) == ("stopped", "extract", "no_data")
-    assert "50 training rows" in (result.detail or "")
+    assert "300 training rows" in (result.detail or "")
+
+
+def test_an_empty_or_too_small_window_stops_at_extract(settings: Settings) -> None:
+    serve(settings, "baseline", 150, seed=19)
+    small = steps.run_pipeline(settings, "small-window", "drift")
+    assert (small.step, small.stop_reason) == ("extract", "window_too_small"), small.summary()
+    assert "150 predictions" in (small.detail or "") and "200" in (small.detail or "")
+    past = {"window_start": "2020-01-01T00:00:00+00:00", "window_end": "2020-01-02T00:00:00+00:00"}
+    empty = steps.run_pipeline(settings, "empty-window", "backfill", params=past)
+    assert (empty.step, empty.stop_reason) == ("extract", "empty_window"), empty.summary()
+    assert "2020-01-01T00:00:00+00:00" in (empty.detail or "") and empty.version is None
 
 
 def test_pipeline_stages_a_challenger_with_lineage_and_expectation(settings: Settings) -> None:
@@ -174,7 +185,7 @@ def test_two_triggers_at_once_start_one_run(settings: Settings, monkeypatch: pyt
     started, release = threading.Event(), threading.Event()
     calls: list[str] = []
 
-    def slow_run(s: Settings, run_id: str, reason: str) -> Any:
+    def slow_run(s: Settings, run_id: str, reason: str, **_: Any) -> Any:
         calls.append(run_id)
         started.set()
         assert release.wait(30)
@@ -185,7 +196,7 @@ def test_two_triggers_at_once_start_one_run(settings: Settings, monkeypatch: pyt
     first.start()
     try:
         assert started.wait(30)
-        with pytest.raises(run.RetrainAlreadyRunning, match="already running"):
+        with pytest.raises(guard.RetrainAlreadyRunning, match="already running"):
             run.retrain(settings, "user", in_process=True)
     finally:
         release.set()

@@ -6,8 +6,11 @@ python -c "from mlops_lab.cli.common import settings; print(settings())"
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from types import ModuleType
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 
 from mlops_lab.errors import UsageError
@@ -33,6 +36,25 @@ def settings() -> Settings:
         first = exc.errors()[0]
         name = "MLOPS_" + "_".join(str(part) for part in first["loc"]).upper()
         raise UsageError(f"{name}: {first['msg']} (got {first.get('input')!r})") from None
+
+
+# Whose code a command runs: `--impl exercises` plays the learner's exercise files.
+Impl = Annotated[str, typer.Option(help="reference, or exercises: your exercise files (exercises/labN/)")]
+Learner = Annotated[
+    str | None,
+    typer.Option(help="with --impl: only these exercises (ids, comma-separated) are yours; default all"),
+]
+
+
+def parts(impl: str, learner: str | None) -> Callable[[str], ModuleType]:
+    """`--impl`/`--learner` as the function that names the module playing each reference module."""
+    from mlops_lab.labs.impl import part_of
+    from mlops_lab.labs.manifest import LabError
+
+    try:
+        return part_of(impl, None if learner is None else learner.split(","))
+    except LabError as exc:
+        raise typer.BadParameter(f"--learner: {exc}") from None
 
 
 def serve_forever(app_: Any, host: str, port: int) -> None:

@@ -8,14 +8,12 @@ mlops-lab monitor                         # the drift monitor in the foreground
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Annotated, cast
 
 import typer
 
-from mlops_lab.cli.common import console, serve_forever, settings
+from mlops_lab.cli.common import Impl, Learner, console, parts, serve_forever, settings
 from mlops_lab.errors import UserError
 from mlops_lab.settings import Variant
 
@@ -25,14 +23,8 @@ def serve(
         str, typer.Option(help="stable serves @champion, canary serves @challenger")
     ] = "stable",
     port: Annotated[int | None, typer.Option(help="default: the variant's port setting")] = None,
-    impl: Annotated[
-        str,
-        typer.Option(help="reference, or exercises: your lab 1 handlers.py, schemas.py and holder.py"),
-    ] = "reference",
-    learner: Annotated[
-        str | None,
-        typer.Option(help="with --impl: only these exercises (ids, comma-separated) are yours; default all"),
-    ] = None,
+    impl: Impl = "reference",
+    learner: Learner = None,
 ) -> None:
     """Run one model server (one uvicorn worker) in the foreground."""
     from mlops_lab.serving.app import create_app
@@ -41,7 +33,7 @@ def serve(
         raise typer.BadParameter("variant must be stable or canary")
     which = cast(Variant, variant)
     s = settings()
-    part = _parts(impl, learner)
+    part = parts(impl, learner)
     try:
         request_model = part("mlops_lab.serving.schemas").request_model()
     except NotImplementedError as exc:  # a skeleton: say so in one line, not with a traceback
@@ -55,23 +47,6 @@ def serve(
         request_model=request_model,
     )
     serve_forever(app_, s.host, port or s.port_of(which))
-
-
-def _parts(impl: str, learner: str | None) -> Callable[[str], ModuleType]:
-    """Reference module name -> the module that plays it: the learner's (`impl`) for the
-    exercises `learner` names (every one when None), the reference for the others."""
-    from mlops_lab.labs.impl import REFERENCE, Choice, resolve
-
-    if impl == REFERENCE:
-        return lambda mirrors: resolve(mirrors, REFERENCE)
-    from mlops_lab.labs.manifest import load_manifest, repo_root
-
-    every = tuple(e for lab in load_manifest(repo_root()) for e in lab.exercises)
-    known = {e.id for e in every}
-    ids = known if learner is None else {x.strip() for x in learner.split(",") if x.strip()}
-    if ids - known:
-        raise typer.BadParameter(f"--learner: no exercise {', '.join(sorted(ids - known))} in labs/labs.toml")
-    return Choice(impl, frozenset(ids), every).resolve
 
 
 def batch_predict(

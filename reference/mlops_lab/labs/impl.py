@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -21,6 +22,7 @@ from mlops_lab.labs.manifest import Exercise, LabError, load_manifest, repo_root
 from mlops_lab.labs.progress import EXERCISES, fingerprint, learner_base, load_progress, progress_key
 
 REFERENCE = "reference"
+Part = Callable[[str], ModuleType]  # reference module name -> the module that plays it
 
 
 def load_impl(exercise: Exercise, impl: str, root: Path) -> ModuleType:
@@ -55,6 +57,21 @@ def resolve(mirrors: str, impl: str, root: Path | None = None) -> ModuleType:
             if exercise.mirrors == mirrors:
                 return load_impl(exercise, impl, root)
     return importlib.import_module(mirrors)
+
+
+def part_of(impl: str, learner: Iterable[str] | None = None, root: Path | None = None) -> Part:
+    """Reference module name -> the module that plays it: the learner's (`impl`) for the
+    exercises `learner` names (every one when None), the reference for the others. How a child
+    process (a model server, the retraining DAG) is told whose code to run."""
+    if impl == REFERENCE:
+        return lambda mirrors: resolve(mirrors, REFERENCE)
+    root = root or repo_root()
+    every = tuple(e for lab in load_manifest(root) for e in lab.exercises)
+    known = {e.id for e in every}
+    ids = known if learner is None else {x.strip() for x in learner if x.strip()}
+    if ids - known:
+        raise LabError(f"no exercise {', '.join(sorted(ids - known))} in labs/labs.toml")
+    return Choice(impl, frozenset(ids), every).resolve
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,9 @@ SECURITY |= {"capabilities": {"drop": ["ALL"]}}
 POD_SECURITY: dict[str, Any] = {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001}
 POD_SECURITY |= {"fsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}}
 GPU_NODE_LABEL = "nvidia.com/gpu.present"  # what nvkind and the GPU operator label GPU nodes with
+GPU_RESOURCE = "nvidia.com/gpu"  # the device plugin's resource name, and the GPU nodes' taint key
+BACKOFF_LIMIT = 2  # pods retried after a crash (a refusal exits 0 and is never retried)
+TTL_AFTER_FINISHED_S = 86_400  # a day to read a finished Job's logs, then it cleans itself up
 MOUNTS = [{"name": "home", "mountPath": HOME}, {"name": "tmp", "mountPath": "/tmp"}]
 
 
@@ -73,9 +76,10 @@ def job_name(now: datetime | None = None) -> str:
     return f"{COMPONENT}-{(now or datetime.now(UTC)):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
-def _container(
+def container(
     name: str, image: str, argv: list[str], env: list[dict[str, Any]], resources: Any
 ) -> dict[str, Any]:
+    """One container of the Job's pod: never pulled, restricted (SECURITY), home and /tmp mounted."""
     return {
         "name": name,
         "image": image,
@@ -89,31 +93,42 @@ def _container(
     }
 
 
-def build_retrain_job(settings: Settings, reason: str, *, name: str | None = None) -> dict[str, Any]:
-    """The Job manifest for one retraining run, from the monitor's settings (a pure function)."""
-    name = name or job_name()
-    # The monitor's own settings, as MLOPS_* variables (what the local trigger gives Airflow).
+def job_env(settings: Settings) -> list[dict[str, Any]]:
+    """The monitor's own settings as MLOPS_* variables (what the local trigger gives Airflow),
+    home on the emptyDir, and the store URL and admin token from the Secret, by reference."""
     env = {k: v for k, v in child_env(settings).items() if k not in SECRET_ENV} | {"MLOPS_HOME": HOME}
     env_list: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(env.items())]
-    env_list += [
+    return env_list + [
         {"name": k, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": key}}}
         for k, key in SECRET_ENV.items()
     ]
+
+
+def base_data_argv(settings: Settings) -> list[str]:
+    """The init container's command: regenerate the base training set into the emptyDir."""
+    data = ["mlops-lab", "data", "generate", "--scenario", "baseline", "--rows", str(BASE_ROWS)]
+    return [*data, "--seed", str(settings.seed), "--out", f"{HOME}/data/train.parquet"]
+
+
+def run_argv(name: str, reason: str) -> list[str]:
+    """The main container's command: this module's `run`, with the Job's name as the run id."""
+    return ["python", "-m", "mlops_lab.pipeline.k8s_job", "run", "--run-id", name, "--reason", reason]
+
+
+def build_retrain_job(settings: Settings, reason: str, *, name: str | None = None) -> dict[str, Any]:
+    """The Job manifest for one retraining run, from the monitor's settings (a pure function)."""
+    name = name or job_name()
     image = settings.k8s_image or default_image()
     resources: dict[str, dict[str, str]] = {k: dict(v) for k, v in RESOURCES.items()}
-    data = ["mlops-lab", "data", "generate", "--scenario", "baseline", "--rows", str(BASE_ROWS)]
-    data += ["--seed", str(settings.seed), "--out", f"{HOME}/data/train.parquet"]
-    run = ["python", "-m", "mlops_lab.pipeline.k8s_job", "run", "--run-id", name, "--reason", reason]
-    main = _container(COMPONENT, image, run, env_list, resources)
+    main = container(COMPONENT, image, run_argv(name, reason), job_env(settings), resources)
     main["terminationMessagePolicy"] = "FallbackToLogsOnError"
+    init_env = [{"name": "MLOPS_HOME", "value": HOME}]
     pod: dict[str, Any] = {
         "serviceAccountName": SERVICE_ACCOUNT,
         "automountServiceAccountToken": False,
         "restartPolicy": "OnFailure",
         "securityContext": POD_SECURITY,
-        "initContainers": [
-            _container("base-data", image, data, [{"name": "MLOPS_HOME", "value": HOME}], INIT_RESOURCES)
-        ],
+        "initContainers": [container("base-data", image, base_data_argv(settings), init_env, INIT_RESOURCES)],
         "containers": [main],
         "volumes": [
             {"name": "home", "emptyDir": {"sizeLimit": "2Gi"}},
@@ -121,9 +136,9 @@ def build_retrain_job(settings: Settings, reason: str, *, name: str | None = Non
         ],
     }
     if settings.model_device == "cuda":  # GPU training (the torch flavour): a GPU node, and one GPU
-        resources["limits"]["nvidia.com/gpu"] = resources["requests"]["nvidia.com/gpu"] = "1"
+        resources["limits"][GPU_RESOURCE] = resources["requests"][GPU_RESOURCE] = "1"
         pod["nodeSelector"] = {GPU_NODE_LABEL: "true"}
-        pod["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        pod["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
     pod_labels = {**LABELS, "mlops-lab/postgres-client": "true"}  # NetworkPolicy: may reach Postgres
     return {
         "apiVersion": "batch/v1",
@@ -135,9 +150,9 @@ def build_retrain_job(settings: Settings, reason: str, *, name: str | None = Non
             "annotations": {"mlops-lab/reason": reason[:1000]},
         },
         "spec": {
-            "backoffLimit": 2,
+            "backoffLimit": BACKOFF_LIMIT,
             "activeDeadlineSeconds": ACTIVE_DEADLINE_S,
-            "ttlSecondsAfterFinished": 86_400,  # a day to read its logs, then it cleans itself up
+            "ttlSecondsAfterFinished": TTL_AFTER_FINISHED_S,
             "template": {"metadata": {"labels": pod_labels}, "spec": pod},
         },
     }

@@ -4,7 +4,8 @@
     mlops-lab retrain --in-process                    # the same steps without Airflow
 
 Only one run at a time: a non-blocking lock on `home/pipeline/retrain.lock` makes a second
-trigger fail at once with `RetrainAlreadyRunning` (the monitor and a user may both ask).
+trigger fail at once with `RetrainAlreadyRunning` (the monitor and a user may both ask;
+`pipeline.guard`).
 
 The local Airflow lives under `home/airflow`: its own SQLite metadata database (`airflow db
 migrate` runs once; a stamp file remembers it per Airflow version), a dags folder with a
@@ -18,20 +19,28 @@ Who calls it, and how the cluster does the same with a Job: `pipeline.trigger`.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
+import importlib
 import json
 import logging
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Mapping
 from importlib.metadata import version as package_version
 from pathlib import Path
+from typing import Any
 
 from mlops_lab.errors import UserError
-from mlops_lab.pipeline.rundir import DAG_ID, PipelineResult, new_run_id, read_json, read_result, run_dir
+from mlops_lab.pipeline.rundir import (
+    DAG_ID,
+    Part,
+    PipelineResult,
+    new_run_id,
+    read_json,
+    read_result,
+    run_dir,
+)
 from mlops_lab.pipeline.steps import run_pipeline
 from mlops_lab.settings import Settings, child_env
 
@@ -49,55 +58,33 @@ from mlops_lab.pipeline.dag import retrain_dag  # noqa: E402, F401
 '''
 
 
-class RetrainAlreadyRunning(UserError):
-    """A retrain is already in progress (the local lock, or a retraining Job in the cluster):
-    nothing was started. The monitor counts it as `skipped`; the CLI prints it."""
-
-
 class RetrainError(UserError):
     """Airflow itself failed (migration, DAG import) before the pipeline recorded an outcome."""
 
 
 def retrain(
-    settings: Settings, reason: str, *, in_process: bool = False, run_id: str | None = None
+    settings: Settings,
+    reason: str,
+    *,
+    in_process: bool = False,
+    run_id: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    part: Part = importlib.import_module,
 ) -> PipelineResult:
     """Run the pipeline once (a new run, or resume `run_id`) and return its outcome.
 
-    Raises RetrainAlreadyRunning when another retrain holds the lock, RetrainError when
-    Airflow failed before any step recorded an outcome. A step that stopped the run (bad
+    `params` may give a new run's data window (window_start, window_end: a backfill). `part`
+    names the module playing each reference module (in-process only: an Airflow run imports the
+    reference). Raises RetrainAlreadyRunning when another retrain holds the lock, RetrainError
+    when Airflow failed before any step recorded an outcome. A step that stopped the run (bad
     data, failed gate) is a result with status "stopped", not an exception.
     """
-    with retrain_lock(settings):
+    with part("mlops_lab.pipeline.guard").retrain_lock(settings):
         run_id = run_id or new_run_id("retrain")
         run_dir(settings, run_id)  # refuses an id that is not a safe folder name
         if in_process:
-            return run_pipeline(settings, run_id, reason)
-        return run_with_airflow(settings, run_id, reason)
-
-
-@contextlib.contextmanager
-def retrain_lock(settings: Settings) -> Iterator[Path]:
-    path = settings.home / "pipeline" / "retrain.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "unknown"
-            raise RetrainAlreadyRunning(
-                f"a retrain is already running (pid {holder}, lock {path}); try again when it finishes"
-            ) from None
-        try:
-            fh.seek(0)
-            fh.truncate()
-            fh.write(str(os.getpid()))
-            fh.flush()
-            yield path
-        finally:
-            fh.seek(0)
-            fh.truncate()
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            return run_pipeline(settings, run_id, reason, params=params, part=part)
+        return run_with_airflow(settings, run_id, reason, params=params)
 
 
 def airflow_home(settings: Settings) -> Path:
@@ -140,12 +127,14 @@ def prepare_airflow(settings: Settings, log_file: Path) -> None:
     stamp.write_text(json.dumps({"airflow": airflow_version, "migrate_s": round(took, 1)}))
 
 
-def run_with_airflow(settings: Settings, run_id: str, reason: str) -> PipelineResult:
+def run_with_airflow(
+    settings: Settings, run_id: str, reason: str, *, params: Mapping[str, Any] | None = None
+) -> PipelineResult:
     log_file = settings.home / "logs" / f"retrain-{run_id}.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     prepare_airflow(settings, log_file)
     before = read_result(settings, run_id)
-    conf = json.dumps({"reason": reason, "run_id": run_id})
+    conf = json.dumps({"reason": reason, "run_id": run_id, **(params or {})})
     shim = str(airflow_home(settings) / "dags" / f"{DAG_ID}.py")
     took = _airflow(settings, ["dags", "test", DAG_ID, "--conf", conf, "--dagfile-path", shim], log_file)
     result = read_result(settings, run_id, skipped=before.done, log=log_file)

@@ -3,35 +3,46 @@
     python -m mlops_lab.pipeline.rundir [RUN_ID]     # the outcome of one run (default: the newest)
 
 Layout, under `settings.home / "pipeline" / "runs" / <run_id>/`:
-  run.json            run_id, trigger reason, first DAG run id, start time (written once)
+  run.json            run_id, trigger reason, first DAG run id, start time and the data window
+                      (`pipeline.window`), written once: a resume reads the same rows
   <data>.parquet      frames the steps hand each other (new.parquet, recent.parquet, training.parquet)
-  <step>.json         one per finished step: its outputs. A re-run skips steps whose json exists.
+  <step>.json         one per finished step: its outputs and the key of the input it read
+                      (`input_key`). A re-run skips a step whose json has the same key
+                      (`pipeline.attempt`).
   failed.json         the step that stopped (bad data, failed gate) or crashed, and why; removed
                       when a later attempt gets past that step
 
 Every json is written atomically (temp file, then rename), so a crash leaves either the old
 state or the new one. The trigger reads the outcome from here (`read_result`), never by
-parsing logs. `begin_run` gives the steps a `RunContext`: the run id, the reason recorded when
-the run started (a resume keeps it) and the DAG run executing this attempt.
+parsing logs. `begin_run` gives the steps a `RunContext`: the run id, the reason and window
+recorded when the run started (a resume keeps them), the DAG run executing this attempt, and
+`part`, which names the module playing each reference module (the learner's code, in the labs).
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 
 from mlops_lab.data.io import write_json_atomic
 from mlops_lab.errors import InvalidValue
+from mlops_lab.pipeline.window import Window
 from mlops_lab.settings import Settings
 
 DAG_ID = "retrain_fraud_detector"  # the Airflow DAG (pipeline.dag) that runs these steps
 STEPS = ("extract", "validate", "train", "evaluate", "register", "stage_challenger")
 RUN_FILE = "run.json"
 FAILED_FILE = "failed.json"
+# Recorded with a step's outputs but not part of what the next step reads (its input key).
+VOLATILE = ("finished_at", "took_s", "dag_run_id")
 
 Status = Literal["staged", "stopped", "crashed", "incomplete"]
 
@@ -129,12 +140,17 @@ def read_result(
     )
 
 
+Part = Callable[[str], ModuleType]  # reference module name -> the module that plays it
+
+
 @dataclass(frozen=True)
 class RunContext:
     settings: Settings
     run_id: str
     reason: str  # the trigger reason recorded when the run started (a resume keeps it)
     dag_run_id: str  # the DAG run executing this attempt (the run id itself when in-process)
+    window: Window  # the data interval recorded when the run started (a resume keeps it)
+    part: Part = importlib.import_module  # who plays e.g. "mlops_lab.pipeline.validate"
 
     @property
     def dir(self) -> Path:
@@ -147,19 +163,59 @@ class RunContext:
         return data
 
 
-def begin_run(settings: Settings, run_id: str, reason: str, dag_run_id: str | None = None) -> RunContext:
-    """Create the run directory (or resume it: the recorded reason wins over a new one)."""
+def begin_run(
+    settings: Settings,
+    run_id: str,
+    reason: str,
+    dag_run_id: str | None = None,
+    *,
+    params: Mapping[str, Any] | None = None,
+    airflow_context: Mapping[str, Any] | None = None,
+    part: Part = importlib.import_module,
+) -> RunContext:
+    """Create the run directory (or resume it: the recorded reason and window win over new ones).
+
+    The window is resolved once, from `params` (window_start/window_end) and the Airflow task
+    context, by `part("mlops_lab.pipeline.window").resolve_window`.
+    """
     folder = run_dir(settings, run_id)
     meta = read_json(folder / RUN_FILE)
     if meta is None:
+        started = datetime.now(UTC)
+        window = part("mlops_lab.pipeline.window").resolve_window(
+            params or {}, airflow_context or {}, started
+        )
         meta = {
             "run_id": run_id,
             "reason": reason,
             "dag_run_id": dag_run_id or run_id,
-            "started_at": utc_now(),
+            "started_at": started.isoformat(timespec="seconds"),
+            "window": window.to_json(),
         }
         write_json(folder / RUN_FILE, meta)
-    return RunContext(settings, run_id, str(meta["reason"]), dag_run_id or str(meta["dag_run_id"]))
+    return RunContext(
+        settings,
+        run_id,
+        str(meta["reason"]),
+        dag_run_id or str(meta["dag_run_id"]),
+        _recorded_window(meta),
+        part,
+    )
+
+
+def _recorded_window(meta: Mapping[str, Any]) -> Window:
+    if "window" in meta:
+        return Window.from_json(meta["window"])
+    # A run started before windows were recorded read everything logged before it started.
+    return Window(None, datetime.fromisoformat(str(meta["started_at"])), "manual")
+
+
+def input_key(run_id: str, step: str, inputs: Mapping[str, Any]) -> str:
+    """What a step's output is valid for: the run, the step and what it read (volatile fields of a
+    previous step's record left out), as a sha256 hex digest."""
+    stable = {k: v for k, v in inputs.items() if k not in VOLATILE}
+    text = json.dumps([run_id, step, stable], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def record_failure(ctx: RunContext, step: str, status: str, reason: str, detail: str) -> None:

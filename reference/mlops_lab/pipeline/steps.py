@@ -12,22 +12,29 @@ and records why in `failed.json`; the Airflow DAG (`pipeline.dag`) and the Kuber
 the same functions, through `run_step`.
 
   extract           the base training set (home/data/train.parquet, if any) plus the stable
-                    variant's predictions whose delayed labels have arrived (training.parquet);
-                    the newest `pipeline_recent_rows` predictions, labelled or not (recent.parquet)
+                    variant's predictions in the run's data window whose delayed labels have
+                    arrived (training.parquet); the newest `pipeline_recent_rows` predictions of
+                    the window, labelled or not (recent.parquet). A window with fewer than
+                    `pipeline_min_window_rows` predictions stops the run (`pipeline.window`)
   validate          the new production rows against the champion's reference (pipeline.validate)
-  train             fit, log and register a version with lineage tags (lifecycle.train)
+  train             fit, log and register a version with lineage tags (lifecycle.train), unless
+                    an earlier attempt of this run registered one (`attempt.version_of_run`)
   evaluate          the gate against the champion; the canary expectation (both models score
                     recent.parquet) as the version tag `canary_expectation`
   register          mark the version a candidate (tag gate_passed, description)
-  stage_challenger  move @challenger to it (audited, actor "pipeline")
+  stage_challenger  move @challenger to it (audited, actor "pipeline") if @champion is still the
+                    version the run started from (`guard.stage_challenger`, a compare-and-set)
+
+The lab 3 exercises are seams of this pipeline: `ctx.part(name)` is the module that plays each of
+attempt, window, validate and guard (the reference's, or the learner's with `--impl exercises`).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -35,7 +42,6 @@ import pandas as pd
 from mlops_lab.canary.judge import Expectation, expectation_from_scores
 from mlops_lab.data.io import fingerprint, read_frame, write_frame
 from mlops_lab.data.schema import ENTITY, LABEL, SCHEMA
-from mlops_lab.lifecycle import gate, registry
 from mlops_lab.lifecycle.model import scores
 from mlops_lab.lifecycle.release import Evaluate, SetAlias, Train, gate_version
 from mlops_lab.lifecycle.tracking import CHALLENGER, CHAMPION, client_for, version_by_alias
@@ -45,22 +51,20 @@ from mlops_lab.lifecycle.train import (
     load_model,
     load_run_frame,
     threshold_of,
-    train,
 )
 from mlops_lab.pipeline.rundir import (
-    FAILED_FILE,
+    RUN_FILE,
     STEPS,
+    Part,
     PipelineResult,
     RunContext,
     begin_run,
+    input_key,
     new_run_id,
     read_json,
     read_result,
-    record_failure,
-    utc_now,
-    write_json,
 )
-from mlops_lab.pipeline.validate import PipelineStopped, ValidationFailed, validate_rows
+from mlops_lab.pipeline.validate import PipelineStopped, ValidationFailed
 from mlops_lab.settings import Settings
 from mlops_lab.store.db import Store
 
@@ -73,6 +77,9 @@ MIN_TRAIN_ROWS = 1_000
 MIN_EXPECTATION_ROWS = 200
 EXPECTATION_TAG = "canary_expectation"
 _PREDICTION_COLUMNS = ("id", "variant", "model_version", "score", "decision", "latency_ms")
+# The modules the lab 3 exercises mirror: steps reach them through ctx.part(...).
+ATTEMPT, WINDOW = "mlops_lab.pipeline.attempt", "mlops_lab.pipeline.window"
+VALIDATE, GUARD = "mlops_lab.pipeline.validate", "mlops_lab.pipeline.guard"
 
 
 class GateFailed(PipelineStopped):
@@ -93,6 +100,9 @@ def extract(ctx: RunContext) -> dict[str, Any]:
         served, labels = store.predictions_frame(variant="stable"), store.labels_frame()
     finally:
         store.dispose()
+    window = ctx.part(WINDOW)
+    served = window.rows_in_window(served, ctx.window)
+    window.require_rows(len(served), ctx.window, s.pipeline_min_window_rows)
     served = served.drop(columns=[c for c in _PREDICTION_COLUMNS if c in served.columns])
     arrived = labels[["request_id", "label"]].drop_duplicates("request_id").rename(columns={"label": LABEL})
     new = served.merge(arrived, on="request_id", how="inner") if not served.empty else pd.DataFrame()
@@ -108,6 +118,7 @@ def extract(ctx: RunContext) -> dict[str, Any]:
         "base_path": str(base_path) if base is not None else None,
         "new_rows": len(new),
         "recent_rows": len(recent),
+        "window": ctx.window.to_json(),
         "training_rows": len(training),
         "data_fingerprint": fingerprint(training),
     }
@@ -134,7 +145,7 @@ def validate(ctx: RunContext) -> dict[str, Any]:
         reference = load_run_frame(s, str(run), REFERENCE_ARTIFACT)
     # The newest rows alone first: a recent upstream break is diluted in all the labelled rows.
     for rows, training in ((recent, None), (production, read_frame(ctx.dir / "training.parquet"))):
-        report = validate_rows(
+        report = ctx.part(VALIDATE).validate_rows(
             rows, reference, max_null_fraction=s.monitor_max_null_fraction, training=training
         )
         if not report.passed:
@@ -142,11 +153,12 @@ def validate(ctx: RunContext) -> dict[str, Any]:
     return {"production_rows": report.rows, "checked": list(report.checked), "summary": report.summary()}
 
 
-def train_step(ctx: RunContext, *, train_fn: Train = train) -> dict[str, Any]:
+def train_step(ctx: RunContext, *, train_fn: Train | None = None) -> dict[str, Any]:
     s = ctx.settings
+    train_fn = train_fn or ctx.part("mlops_lab.lifecycle.train").train
     client = client_for(s)
     extracted = ctx.outputs("extract")
-    existing = _version_of_run(ctx)
+    existing = ctx.part(ATTEMPT).version_of_run(s, ctx.run_id)
     if existing is not None:  # registered by an attempt that crashed before writing train.json
         mv = client.get_model_version(s.model_name, existing)
         log.info("run %s already registered v%s; not training again", ctx.run_id, existing)
@@ -173,8 +185,9 @@ def train_step(ctx: RunContext, *, train_fn: Train = train) -> dict[str, Any]:
     }
 
 
-def evaluate(ctx: RunContext, *, evaluate_fn: Evaluate = gate.evaluate) -> dict[str, Any]:
+def evaluate(ctx: RunContext, *, evaluate_fn: Evaluate | None = None) -> dict[str, Any]:
     s = ctx.settings
+    evaluate_fn = evaluate_fn or ctx.part("mlops_lab.lifecycle.gate").evaluate
     client = client_for(s)
     version = ctx.outputs("train")["version"]
     verdict, champion = gate_version(s, version, evaluate_fn=evaluate_fn)
@@ -215,16 +228,16 @@ def register(ctx: RunContext) -> dict[str, Any]:
     return {"version": version}
 
 
-def stage_challenger(ctx: RunContext, *, set_alias_fn: SetAlias = registry.set_alias) -> dict[str, Any]:
+def stage_challenger(ctx: RunContext, *, set_alias_fn: SetAlias | None = None) -> dict[str, Any]:
     s = ctx.settings
+    set_alias = set_alias_fn or ctx.part("mlops_lab.lifecycle.registry").set_alias
     client = client_for(s)
     version = ctx.outputs("train")["version"]
-    current = version_by_alias(client, s.model_name, CHALLENGER)
-    previous = str(current.version) if current is not None else None
-    if previous != version:  # an attempt that crashed after the move does not audit it twice
+
+    def move() -> None:
         store = Store(s.resolved_store_url)
         try:
-            set_alias_fn(
+            set_alias(
                 client,
                 store,
                 s.model_name,
@@ -236,6 +249,9 @@ def stage_challenger(ctx: RunContext, *, set_alias_fn: SetAlias = registry.set_a
             )
         finally:
             store.dispose()
+
+    parent = ctx.outputs("extract")["parent_version"]
+    previous = ctx.part(GUARD).stage_challenger(client, s, version, parent, move)
     return {"version": version, "alias": CHALLENGER, "previous": previous}
 
 
@@ -252,51 +268,50 @@ assert tuple(STEP_FUNCTIONS) == STEPS
 
 # ---------------------------------------------------------------- running
 def run_step(
-    settings: Settings, run_id: str, step: str, *, reason: str, dag_run_id: str | None = None
+    settings: Settings,
+    run_id: str,
+    step: str,
+    *,
+    reason: str,
+    dag_run_id: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    airflow_context: Mapping[str, Any] | None = None,
+    part: Part = importlib.import_module,
 ) -> tuple[dict[str, Any], bool]:
-    """Run one step unless it already finished. Returns (its outputs, whether it was skipped).
-
-    A PipelineStopped or any other exception is recorded in failed.json and re-raised.
-    """
-    ctx = begin_run(settings, run_id, reason, dag_run_id)
-    done = read_json(ctx.dir / f"{step}.json")
-    if done is not None:
-        log.info("run %s: %s already finished, skipped", run_id, step)
-        return done, True
-    log.info("run %s: %s ...", run_id, step)
-    start = time.monotonic()
-    try:
-        outputs = STEP_FUNCTIONS[step](ctx)
-    except PipelineStopped as stop:
-        record_failure(ctx, step, "stopped", stop.reason, stop.detail)
-        raise
-    except Exception as exc:
-        record_failure(ctx, step, "crashed", type(exc).__name__, str(exc)[:2000])
-        raise
-    write_json(
-        ctx.dir / f"{step}.json",
-        {
-            **outputs,
-            "finished_at": utc_now(),
-            "took_s": round(time.monotonic() - start, 2),
-            "dag_run_id": ctx.dag_run_id,
-        },
+    """Run one step unless it already finished for what it reads. Returns (its outputs, whether
+    it was skipped). A PipelineStopped or any other exception is recorded in failed.json and
+    re-raised (`attempt.run_step`)."""
+    ctx = begin_run(
+        settings, run_id, reason, dag_run_id, params=params, airflow_context=airflow_context, part=part
     )
-    failed = read_json(ctx.dir / FAILED_FILE)
-    if failed is not None and failed.get("step") == step:
-        (ctx.dir / FAILED_FILE).unlink(missing_ok=True)
-    log.info("run %s: %s done", run_id, step)
-    return outputs, False
+    index = STEPS.index(step)
+    before = read_json(ctx.dir / (RUN_FILE if index == 0 else f"{STEPS[index - 1]}.json"))
+    inputs = {"window": ctx.window.to_json()} if index == 0 else dict(before or {})
+    log.info("run %s: %s ...", run_id, step)
+    outputs, skipped = part(ATTEMPT).run_step(
+        ctx, step, STEP_FUNCTIONS[step], input_key(run_id, step, inputs)
+    )
+    log.info("run %s: %s %s", run_id, step, "already finished, skipped" if skipped else "done")
+    return outputs, skipped
 
 
 def run_pipeline(
-    settings: Settings, run_id: str, reason: str, *, dag_run_id: str | None = None
+    settings: Settings,
+    run_id: str,
+    reason: str,
+    *,
+    dag_run_id: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    part: Part = importlib.import_module,
 ) -> PipelineResult:
-    """Every step in order, in this process. A stop is a result; a crash propagates (recorded)."""
+    """Every step in order, in this process. A stop is a result; a crash propagates (recorded).
+    `params` may give the data window (window_start, window_end) of a new run."""
     skipped: list[str] = []
     for step in STEPS:
         try:
-            _, was_done = run_step(settings, run_id, step, reason=reason, dag_run_id=dag_run_id)
+            _, was_done = run_step(
+                settings, run_id, step, reason=reason, dag_run_id=dag_run_id, params=params, part=part
+            )
         except PipelineStopped as stop:
             log.info("run %s stopped: %s", run_id, stop)
             break
@@ -313,21 +328,6 @@ def load_expectation(settings: Settings, version: str) -> Expectation | None:
 
 
 # ---------------------------------------------------------------- helpers
-def _version_of_run(ctx: RunContext) -> str | None:
-    """The version an earlier attempt of this run registered, found by the lineage tag on its MLflow run."""
-    s = ctx.settings
-    client = client_for(s)
-    experiment = client.get_experiment_by_name(s.experiment_name)
-    if experiment is None:
-        return None
-    runs = client.search_runs([experiment.experiment_id], f"tags.pipeline_run_id = '{ctx.run_id}'")
-    for run in runs:
-        for mv in client.search_model_versions(f"run_id = '{run.info.run_id}'"):
-            if mv.name == s.model_name:
-                return str(mv.version)
-    return None
-
-
 def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
     first = [c for c in [*SCHEMA.names, LABEL] if c in frame.columns]
     return frame[first + [c for c in frame.columns if c not in first]]
@@ -350,10 +350,13 @@ def _main() -> None:
     parser = argparse.ArgumentParser(description="Run the retraining pipeline in this process.")
     parser.add_argument("--run-id", default=None, help="resume this run (default: a new run)")
     parser.add_argument("--reason", default="manual retrain")
+    parser.add_argument("--window-start", default="", help="ISO 8601 with a time zone (a backfill)")
+    parser.add_argument("--window-end", default="", help="ISO 8601 with a time zone (a backfill)")
     args = parser.parse_args()
     configure_mlflow_env()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    result = run_pipeline(get_settings(), args.run_id or new_run_id(), args.reason)
+    params = {"window_start": args.window_start, "window_end": args.window_end}
+    result = run_pipeline(get_settings(), args.run_id or new_run_id(), args.reason, params=params)
     print(result.summary())
     raise SystemExit(0 if result.ok else 1)
 

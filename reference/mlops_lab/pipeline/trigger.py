@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mlops_lab.pipeline.guard import RetrainAlreadyRunning
 from mlops_lab.pipeline.k8s_job import (
     ACTIVE_DEADLINE_S,
     SELECTOR,
@@ -26,7 +27,7 @@ from mlops_lab.pipeline.k8s_job import (
     build_retrain_job,
     job_state,
 )
-from mlops_lab.pipeline.run import RetrainAlreadyRunning, retrain
+from mlops_lab.pipeline.run import retrain
 from mlops_lab.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -97,11 +97,19 @@ def controller_spec(settings: Settings) -> ProcessSpec:
     return ProcessSpec("controller", argv, url, settings.controller_port, env=env)
 
 
-def monitor_spec(settings: Settings) -> ProcessSpec:
-    """The drift monitor (`mlops-lab monitor`); it reads the champion's reference from MLflow."""
+def monitor_spec(
+    settings: Settings, impl: str = "reference", learner: Sequence[str] | None = None
+) -> ProcessSpec:
+    """The drift monitor (`mlops-lab monitor`); it reads the champion's reference from MLflow.
+    With impl "exercises", the retraining runs it triggers run the learner's lab 2 and 3 code
+    (every exercise, or only those in `learner`): it hands the setting to the Airflow run."""
     port = settings.monitor_port
     argv = [sys.executable, "-m", "mlops_lab.cli", "monitor", "--port", str(port)]
     env = {"MLOPS_TRACKING_URI": settings.tracking_uri or settings.mlflow_server_uri}  # never serverless
+    if impl != "reference":
+        env["MLOPS_PIPELINE_IMPL"] = impl
+        if learner is not None:
+            env["MLOPS_PIPELINE_LEARNER"] = ",".join(learner)
     return ProcessSpec("monitor", argv, f"http://{settings.host}:{port}/healthz", port, env=env)
 
 
@@ -141,13 +149,14 @@ def system_specs(
     learner: Sequence[str] | None = None,
 ) -> list[ProcessSpec]:
     """Everything `mlops-lab up` runs, MLflow first (the others read it at start); the model
-    servers with the learner's code where `impl` and `learner` say so (see server_spec)."""
+    servers and the retraining the monitor triggers with the learner's code where `impl` and
+    `learner` say so (see server_spec, monitor_spec)."""
     specs = [
         mlflow_spec(settings),
         server_spec(settings, "stable", impl, learner),
         server_spec(settings, "canary", impl, learner),
         router_spec(settings),
-        monitor_spec(settings),
+        monitor_spec(settings, impl, learner),
         controller_spec(settings),
     ]
     prometheus = prometheus_spec(settings) if with_prometheus else None

@@ -260,13 +260,15 @@ def show_choice(console: Console, report: Report, choice: Choice) -> None:
                 "their make lab-N passes (STRICT=1 refuses to start instead)",
                 highlight=False,
             )
-    if yours:  # honest about the one place where a solved exercise still runs the reference
+    # Honest about the one solved exercise the local story never calls: the cluster's Job.
+    job = [r for r in yours if r[1].endswith("k8s_job.py")]
+    if job:
         console.print(
-            "  [dim]act 3's retraining runs under Airflow in its own process: the reference's training "
-            "and gate[/]",
+            f"  [dim]{job[0][0]} builds the cluster's retraining Job: the local story retrains under "
+            "Airflow and creates no Job[/]",
             highlight=False,
         )
-        rows = [*rows, ("act 3 retraining (Airflow)", "mlops_lab.pipeline", "reference")]
+        rows = [(e, f, "yours (cluster only)" if (e, f, w) in job else w) for e, f, w in rows]
     report.table("Whose code ran", rows, ["exercise", "file", "code"], first=True)
 
 
@@ -495,8 +497,8 @@ class Story:
 
     # ------------------------------------------------------------------ helpers
     def lifecycle_parts(self) -> dict[str, Any]:
-        """Lab 2's parts as this run's choice has them: training, the gate, promotion. (The
-        retraining pipeline of act 3 runs under Airflow in its own process, with the reference.)"""
+        """Lab 2's parts as this run's choice has them: training, the gate, promotion. (Act 3's
+        retraining runs under Airflow in its own process; the monitor hands it the same choice.)"""
         return {
             "train_fn": self.choice.resolve("mlops_lab.lifecycle.train").train,
             "evaluate_fn": self.choice.resolve("mlops_lab.lifecycle.gate").evaluate,
