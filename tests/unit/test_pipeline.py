@@ -204,3 +204,21 @@ def test_two_triggers_at_once_start_one_run(settings: Settings, monkeypatch: pyt
     assert len(calls) == 1
     run.retrain(settings, "after the first", in_process=True)  # the lock was released
     assert len(calls) == 2
+
+
+def test_a_version_killed_before_its_tags_is_completed_on_resume(settings: Settings) -> None:
+    """A worker killed between registering a version and tagging it: the resume finds the version
+    by its MLflow run and puts the threshold and lineage back (the gate would judge it at 0.5)."""
+    serve(settings, "baseline", 1_500, seed=22)
+    run_id = "killed-before-tags"
+    first = steps.run_pipeline(settings, run_id, "nightly")
+    assert first.ok, first.summary()
+    client = client_for(settings)
+    for key in ("decision_threshold", "trigger_reason"):
+        client.delete_model_version_tag(settings.model_name, str(first.version), key)
+    for step in ("train", "evaluate", "register", "stage_challenger"):
+        (run_dir(settings, run_id) / f"{step}.json").unlink()
+    resumed = steps.run_pipeline(settings, run_id, "nightly")
+    assert resumed.ok and resumed.version == first.version, resumed.summary()
+    tags = dict(client.get_model_version(settings.model_name, str(first.version)).tags or {})
+    assert float(tags["decision_threshold"]) < 0.5 and tags["trigger_reason"] == "nightly"

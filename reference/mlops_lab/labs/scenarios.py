@@ -171,6 +171,20 @@ class Context:
             )
         return release.trained.version
 
+    def pipeline_home(self, base_rows: int = 8_000) -> str:
+        """What a retraining run starts from: MLflow on SQLite under the scenario's home, a base
+        training set in home/data/train.parquet and v1, trained on it, as @champion (returned).
+        The gate's margins are loosened (`testbed.PIPELINE_SETTINGS`): these runs are about the
+        pipeline, not the gate."""
+        from mlops_lab.data.generator import generate
+        from mlops_lab.data.io import write_frame
+        from mlops_lab.labs.testbed import PIPELINE_SETTINGS
+
+        update = {"tracking_uri": self.settings.mlflow_sqlite_uri, **PIPELINE_SETTINGS}
+        self.settings = self.settings.model_copy(update=update)
+        write_frame(generate("baseline", base_rows, seed=1), self.settings.home / "data" / "train.parquet")
+        return self.train_champion(rows=base_rows, seed=1)
+
     def client(self) -> Any:
         from mlops_lab.lifecycle.tracking import client_for
 

@@ -35,7 +35,7 @@ from sklearn.model_selection import train_test_split
 
 from mlops_lab.data.io import fingerprint
 from mlops_lab.data.schema import SCHEMA
-from mlops_lab.errors import BadData
+from mlops_lab.errors import BadData, InvalidValue
 from mlops_lab.lifecycle import model as fraud_model
 from mlops_lab.lifecycle.tracking import client_for, ensure_experiment
 from mlops_lab.settings import Settings
@@ -240,6 +240,11 @@ def _build(settings: Settings, params: fraud_model.Hyperparams) -> tuple[Any, di
         logged = {**asdict(torch_params), "model_flavour": "torch", "train_device": device}
         pipeline = torch_model.build_pipeline(torch_params, device=device)
         return pipeline, logged, SKOPS_TRUSTED + torch_model.SKOPS_TRUSTED
+    if settings.model_device == "cuda":  # asked for a GPU: never a silent CPU run
+        raise InvalidValue(
+            "model_device=cuda: the sklearn flavour trains on the CPU only; set "
+            "MLOPS_MODEL_FLAVOUR=torch to train on the GPU, or MLOPS_MODEL_DEVICE=auto"
+        )
     logged = {**asdict(params), "model_flavour": "sklearn", "train_device": "cpu"}
     return fraud_model.build_pipeline(params), logged, SKOPS_TRUSTED
 

@@ -162,7 +162,7 @@ def train_step(ctx: RunContext, *, train_fn: Train | None = None) -> dict[str, A
     if existing is not None:  # registered by an attempt that crashed before writing train.json
         mv = client.get_model_version(s.model_name, existing)
         log.info("run %s already registered v%s; not training again", ctx.run_id, existing)
-        tags = dict(mv.tags or {})
+        tags = _complete_version_tags(client, s.model_name, mv)
         return {
             "version": existing,
             "mlflow_run_id": mv.run_id,
@@ -328,6 +328,22 @@ def load_expectation(settings: Settings, version: str) -> Expectation | None:
 
 
 # ---------------------------------------------------------------- helpers
+def _complete_version_tags(client: Any, name: str, mv: Any) -> dict[str, str]:
+    """The version's tags, completed from its MLflow run: an attempt killed between registering
+    the version and tagging it leaves a version without its decision threshold (the gate would
+    judge it at 0.5) and lineage. Tags already on the version are kept."""
+    tags = dict(mv.tags or {})
+    run = client.get_run(mv.run_id).data
+    wanted = {k: v for k, v in run.tags.items() if not k.startswith("mlflow.")}
+    if "decision_threshold" in run.params:
+        wanted["decision_threshold"] = f"{float(run.params['decision_threshold']):.6f}"
+    for key, value in wanted.items():
+        if key not in tags:
+            client.set_model_version_tag(name, mv.version, key, value)
+            tags[key] = value
+    return tags
+
+
 def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
     first = [c for c in [*SCHEMA.names, LABEL] if c in frame.columns]
     return frame[first + [c for c in frame.columns if c not in first]]

@@ -79,6 +79,13 @@ def resolve_window(params: Mapping[str, Any], context: Mapping[str, Any], starte
             window = Window(
                 _aware(start, "data_interval_start"), _aware(end, "data_interval_end"), "data interval"
             )
+            if window.start == window.end:  # Airflow 3's default cron timetable: a point, no interval
+                raise InvalidValue(
+                    f"the DAG run's data interval {window.describe()} is empty: Airflow 3 schedules "
+                    "cron DAGs with CronTriggerTimetable, whose runs have no interval; use "
+                    "CronDataIntervalTimetable (or [scheduler] create_cron_data_intervals = True), "
+                    "or pass window_start and window_end"
+                )
         else:
             window = Window(None, _aware(started_at, "started_at"), "manual")
     if window.start is not None and window.start >= window.end:
