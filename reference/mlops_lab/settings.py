@@ -60,6 +60,17 @@ class Settings(BaseSettings):
     retry_after_s: int = 5
     # Injected latency per prediction, for failure scenarios only (a "slow model").
     inject_latency_ms: float = 0.0
+    # The model holder keeps the last loaded versions in memory (an LRU cache bounded by count and
+    # size), so a rollback to a recent version is a swap, not a registry download.
+    model_cache_versions: int = 3
+    model_cache_max_mb: float = 512.0
+    # A token bucket per client in front of the predict routes (a batch costs its row count):
+    # over its rate a client gets 429 with Retry-After; 0 turns the limiter off. The client is
+    # the X-Client-Id header (the router passes it on, or stamps the caller's address), else the
+    # peer address; at most `rate_limit_max_clients` buckets.
+    rate_limit_per_s: float = 1_000.0
+    rate_limit_burst: int = 2_000
+    rate_limit_max_clients: int = 10_000
 
     # --- SLOs (the load report and later the canary judge read these)
     slo_p99_ms: float = 50.0

@@ -12,10 +12,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from mlops_lab.lifecycle.tracking import client_for
 from mlops_lab.runtime.supervisor import Supervisor, mlflow_spec, server_spec
 from mlops_lab.settings import Settings
 from mlops_lab.store.db import Store
@@ -170,3 +172,64 @@ def test_a_busy_port_is_a_clear_start_error(mlflow_server: Settings, tmp_path: P
     s = mlflow_server.model_copy(update={"home": tmp_path, "stable_port": mlflow_server.mlflow_port})
     with pytest.raises(StartError, match=f"port {mlflow_server.mlflow_port} is already in use"):
         Supervisor(s).start(server_spec(s, "stable"))
+
+
+def test_a_rollback_to_a_recent_version_is_served_from_memory(
+    mlflow_server: Settings, tmp_path: Path
+) -> None:
+    """Fault: a bad release; @champion is moved back to the version served a minute ago. Signal:
+    /v1/model says loaded_from_cache and its load_s; mlops_model_load_seconds{source}. Required:
+    the rollback downloads nothing (the registry is only asked where the alias points)."""
+    client = client_for(mlflow_server)
+    source = client.get_model_version(mlflow_server.model_name, "1")
+    name = f"rollback-{uuid.uuid4().hex[:8]}"  # a model of its own: the shared one stays on v1
+    client.create_registered_model(name)
+    for _ in range(2):  # the same logged model twice: enough to watch the swaps
+        client.create_model_version(
+            name,
+            source.source,
+            run_id=source.run_id,
+            tags=source.tags,
+            model_id=source.model_id or source.source.removeprefix("models:/"),
+        )
+    client.set_registered_model_alias(name, "champion", "1")
+    s = mlflow_server.model_copy(
+        update={
+            "home": tmp_path,
+            "stable_port": free_port(),
+            "store_url": None,
+            "model_name": name,
+            "reload_poll_s": 0.2,
+        }
+    )
+    sup = Supervisor(s)
+    base = f"http://{s.host}:{s.stable_port}"
+    try:
+        sup.start(server_spec(s, "stable"))
+        assert wait_for(lambda: ready(base))
+        seen: dict[str, tuple[bool, float, float]] = {}
+        for step, version in (("release v2", "2"), ("rollback to v1", "1")):
+            moved = time.monotonic()
+            client.set_registered_model_alias(name, "champion", version)
+            assert wait_for(lambda v=version: _model(base)["version"] == v, timeout_s=30, every_s=0.01)
+            info = _model(base)
+            seen[step] = (info["loaded_from_cache"], info["load_s"], time.monotonic() - moved)
+        print(
+            "\n"
+            + "\n".join(
+                f"{step}: from {'cache' if cached else 'registry'}, load {load_s * 1000:.1f} ms, "
+                f"alias moved -> serving in {total * 1000:.0f} ms (poll every {s.reload_poll_s} s)"
+                for step, (cached, load_s, total) in seen.items()
+            )
+        )
+        assert seen["release v2"][0] is False and seen["rollback to v1"][0] is True
+        metrics = httpx.get(f"{base}/metrics", timeout=5).text
+        assert 'mlops_model_load_seconds_count{source="cache",variant="stable"} 1.0' in metrics
+        assert 'mlops_model_load_seconds_count{source="registry",variant="stable"} 2.0' in metrics
+    finally:
+        sup.stop_all()
+
+
+def _model(base: str) -> dict[str, Any]:
+    info: dict[str, Any] = httpx.get(f"{base}/v1/model", timeout=5).json()
+    return info

@@ -11,7 +11,7 @@ import json
 import math
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +181,49 @@ def test_timestamps_come_back_as_the_same_instant(store: Store) -> None:
     ts = store.predictions_frame()["ts"][0].to_pydatetime()
     assert ts.replace(tzinfo=None) == when.replace(tzinfo=None)
     assert ts.tzinfo is None or ts.utcoffset() == timedelta(0)
+
+
+def test_the_log_streams_a_window(store: Store) -> None:
+    """iter_predictions (what `store top-risk` reads): [since, until) half-open, in id order, one
+    variant or all, bounds in any zone, the same rows whatever the page size; ts aware UTC, no
+    features."""
+    t0 = datetime(2026, 12, 1, tzinfo=UTC)
+    store.insert_predictions(
+        [
+            {
+                **row(i),
+                "ts": t0 + timedelta(minutes=i),
+                "variant": "stable" if i % 3 else "canary",
+                "score": i / 20,
+            }
+            for i in range(20)
+        ]
+    )
+    since, until = t0 + timedelta(minutes=5), t0 + timedelta(minutes=15)
+    window = [f"r{i}" for i in range(5, 15)]
+    for page_rows in (1, 3, 10, 1000):
+        got = [r["request_id"] for r in store.iter_predictions(since, until, page_rows=page_rows)]
+        assert got == window, page_rows
+    paris = timezone(timedelta(hours=1))
+    got = [r["request_id"] for r in store.iter_predictions(since.astimezone(paris), until.astimezone(paris))]
+    assert got == window
+    first = next(store.iter_predictions(since))
+    assert first["ts"] == since and first["ts"].utcoffset() == timedelta(0)
+    assert "features" not in first and first["score"] == 0.25
+    assert [r["request_id"] for r in store.iter_predictions(since, until, "canary")] == ["r6", "r9", "r12"]
+    assert list(store.iter_predictions(t0 + timedelta(days=1))) == []
+    with pytest.raises(ValueError, match="page_rows"):
+        next(store.iter_predictions(page_rows=0))
+
+
+def test_the_log_is_read_a_page_at_a_time(store: Store) -> None:
+    """One short query per page, nothing read ahead: rows logged while the stream is being read
+    still come out of it, in order."""
+    store.insert_predictions([row(i) for i in range(4)])
+    stream = store.iter_predictions(page_rows=2)
+    assert [next(stream)["request_id"] for _ in range(2)] == ["r0", "r1"]
+    store.insert_predictions([row(4), row(5)])
+    assert [r["request_id"] for r in stream] == ["r2", "r3", "r4", "r5"]
 
 
 def test_audit_log_and_champion_at(store: Store) -> None:

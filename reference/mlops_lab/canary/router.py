@@ -16,6 +16,8 @@ What it does, and why each part is there:
                    canary gets no traffic until one probe `router_probe_after_s` later succeeds;
   admin            GET /admin/state and POST /admin/weights need the bearer token; weights are
                    written atomically to disk and read back on start, so a restart keeps them.
+  client identity  X-Client-Id is passed on to the model servers, set to the caller's address
+                   when absent: their rate limit is per client, not one bucket for the router.
 Batch and model-info requests always go to stable. Retrying a prediction on stable is safe:
 predictions have no side effect but the log row, which is idempotent on request_id.
 """
@@ -53,6 +55,8 @@ MAX_BODY = 8 * 1024 * 1024
 # Mirrored requests in flight beyond this are dropped (counted): shadow traffic must never
 # slow the answer the client is waiting for.
 MAX_SHADOW_IN_FLIGHT = 64
+# What a model server is told of the client's request (x-client-id: whose rate limit it is).
+FORWARDED_HEADERS = ("content-type", "x-request-id", "accept", "x-client-id")
 
 
 def shadow_id(request_id: str) -> str:
@@ -160,7 +164,8 @@ class Router:
                 await self._predict(scope, receive, send)
             elif path in ("/v1/predict/batch", "/v1/model", "/openapi.json", "/docs"):
                 body = await _read_body(receive) if method == "POST" else b""
-                status, payload, ctype, _ = await self._forward("stable", method, path, body, _headers(scope))
+                headers = _client_headers(scope)
+                status, payload, ctype, _ = await self._forward("stable", method, path, body, headers)
                 await _respond(send, status, payload, ctype, {"x-mlops-variant": "stable"})
             elif path == "/healthz":
                 await _json(send, 200, {"status": "ok"})
@@ -198,7 +203,7 @@ class Router:
     # ------------------------------------------------------------------ predictions
     async def _predict(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await _read_body(receive)
-        headers = _headers(scope)
+        headers = _client_headers(scope)
         w = self.weights
         if not w.shadow and w.canary_weight == 0:  # the common case: no rollout, nothing to parse
             await self._answer_from_stable(send, body, headers, outcome="ok")
@@ -294,7 +299,7 @@ class Router:
         self, variant: str, method: str, path: str, body: bytes, headers: dict[str, str]
     ) -> tuple[int, bytes, str, float]:
         assert self._session is not None, "the lifespan startup did not run"
-        forward = {k: v for k, v in headers.items() if k in ("content-type", "x-request-id", "accept")}
+        forward = {k: v for k, v in headers.items() if k in FORWARDED_HEADERS}
         t0 = time.perf_counter()
         async with self._session.request(
             method, self.upstream[variant] + path, data=body, headers=forward
@@ -388,6 +393,15 @@ async def _read_body(receive: Receive) -> bytes:
 
 def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def _client_headers(scope: Scope) -> dict[str, str]:
+    """The request's headers with X-Client-Id set to the caller's address when it has none: behind
+    the router every request's peer is the router, which would make all clients one."""
+    headers = _headers(scope)
+    if "x-client-id" not in headers and scope.get("client"):
+        headers["x-client-id"] = str(scope["client"][0])
+    return headers
 
 
 def _parse(body: bytes) -> dict[str, Any] | None:

@@ -4,7 +4,9 @@
     locust -f reference/mlops_lab/load/locustfile.py --host http://127.0.0.1:8001   # web UI
 
 The scenario and seed come from MLOPS_LOAD_SCENARIO / MLOPS_LOAD_SEED, so any drift scenario
-can be replayed as traffic. Every request carries its card_id (sticky routing) and a request id.
+can be replayed as traffic. Every request carries its card_id (sticky routing), a request id
+and its user's client id (X-Client-Id: load-user-N): each simulated user is a client of its own
+to the model servers' rate limit, as distinct customers would be.
 
 Run by `mlops_lab.load.slo.run_load`, the test times itself instead of using locust's
 `--run-time`: that clock starts at gevent's cached loop time, taken while `import locust`
@@ -63,7 +65,9 @@ class Transactions(FastHttpUser):
     wait_time = constant_throughput(_RATE) if _RATE > 0 else (lambda self: 0)
 
     def on_start(self) -> None:
-        self._rows = itertools.cycle(payloads(next(_user_numbers)))
+        user = next(_user_numbers)
+        self._rows = itertools.cycle(payloads(user))
+        self._client_id = f"load-user-{user}"
 
     @task
     def predict(self) -> None:
@@ -73,7 +77,7 @@ class Transactions(FastHttpUser):
         with self.client.post(
             "/v1/predict",
             json=body,
-            headers={"x-request-id": uuid.uuid4().hex},
+            headers={"x-request-id": uuid.uuid4().hex, "x-client-id": self._client_id},
             catch_response=True,
             name="/v1/predict",
         ) as resp:

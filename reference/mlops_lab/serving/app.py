@@ -9,9 +9,16 @@
 Routes: POST /v1/predict, POST /v1/predict/batch, GET /v1/model, GET /healthz (alive),
 GET /readyz (model loaded and warmed), GET /metrics, POST /admin/reload (bearer token).
 
+The predict routes are rate limited per client (`mlops_lab.serving.limiter`, a token bucket; a
+batch costs its row count): over the rate, 429 with Retry-After. The client is the X-Client-Id
+header, else the peer address. The holder keeps its last versions in an LRU cache
+(`mlops_lab.serving.cache`), so a rollback to one of them is a swap in memory; /v1/model says
+where the model came from and how long its load took.
+
 The answers (what a client and an orchestrator see) are `mlops_lab.serving.handlers`; the
 request body is `mlops_lab.serving.schemas.PredictRequest`; `mlops-lab serve --impl exercises`
-passes lab 1's instead (with the learner's holder class, wired to the same metrics).
+passes lab 1's instead (with the learner's holder class, wired to the same metrics), and lab 6's
+cache and rate limiter classes.
 
 Endpoints that score are `async def` on purpose: scoring one row takes microseconds, far less
 than a hop to the threadpool, and this server runs one uvicorn worker per process.
@@ -21,14 +28,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-from fastapi import FastAPI, Header
+from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -36,8 +44,10 @@ from pydantic import Field, create_model
 
 from mlops_lab.lifecycle.tracking import CHALLENGER, CHAMPION
 from mlops_lab.serving import handlers as reference_handlers
+from mlops_lab.serving.cache import LRUCache
 from mlops_lab.serving.context import ServerContext
-from mlops_lab.serving.holder import LoadedModel, ModelHolder
+from mlops_lab.serving.holder import CachedLoader, LoadedModel, ModelCache, ModelHolder
+from mlops_lab.serving.limiter import RateLimiter
 from mlops_lab.serving.metrics import LatencyMiddleware, ServerMetrics
 from mlops_lab.serving.schemas import (
     BatchRequest,
@@ -52,6 +62,7 @@ from mlops_lab.store.db import Store
 from mlops_lab.store.writer import BatchWriter
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a 5,000-row batch is ~1.5 MB; anything far larger is refused early
+MAX_CLIENT_ID = 128  # characters of X-Client-Id kept: 10,000 buckets must stay a few MB
 
 ALIAS_OF: dict[str, str] = {"stable": CHAMPION, "canary": CHALLENGER}
 
@@ -66,6 +77,13 @@ class Handlers(Protocol):
     def validation_error(self, exc: RequestValidationError) -> Any: ...
 
 
+class Limiter(Protocol):
+    """What create_app asks of a rate limiter (mlops_lab.serving.limiter.RateLimiter, or lab 6's)."""
+
+    def acquire(self, client_id: str, cost: float = 1) -> float: ...
+    def __len__(self) -> int: ...
+
+
 def create_app(
     settings: Settings,
     variant: Variant = "stable",
@@ -75,26 +93,46 @@ def create_app(
     holder_class: type[ModelHolder] = ModelHolder,
     handlers: Handlers = reference_handlers,
     request_model: type[RequestFields] = PredictRequest,
+    cache_class: Callable[..., ModelCache] = LRUCache,
+    limiter_class: Callable[..., Limiter] = RateLimiter,
 ) -> FastAPI:
-    """The model server. `holder` (default: a `holder_class` wired to the metrics), `handlers`
-    (the answers) and `request_model` (the body of /v1/predict) are what `mlops-lab serve --impl`
-    swaps for a learner's; everything else here is plumbing."""
+    """The model server. `holder` (default: a `holder_class` wired to the metrics, loading
+    through a `cache_class` cache), `handlers` (the answers), `request_model` (the body of
+    /v1/predict) and `limiter_class` are what `mlops-lab serve --impl` swaps for a learner's;
+    everything else here is plumbing."""
     metrics = ServerMetrics(variant)
 
     def on_load(m: LoadedModel) -> None:
         metrics.model_loads.labels(variant).inc()
+        metrics.model_load_seconds.labels(variant, m.source).observe(m.load_s)
         metrics.served_version(m.version)
         # Move everything alive now (MLflow, sklearn, pandas, the model) out of the collector's
         # reach: full collections otherwise pause the worker for ~200 ms (measured by make bench).
         gc.collect()
         gc.freeze()
 
-    holder = holder or holder_class(
-        settings,
-        ALIAS_OF[variant],
-        on_load=on_load,
-        on_failure=lambda _msg: metrics.model_load_failures.labels(variant).inc(),
+    if holder is None:
+        cache = cache_class(settings.model_cache_versions, int(settings.model_cache_max_mb * 2**20))
+        holder = holder_class(
+            settings,
+            ALIAS_OF[variant],
+            loader=CachedLoader(cache),
+            on_load=on_load,
+            on_failure=lambda _msg: metrics.model_load_failures.labels(variant).inc(),
+        )
+    # Built even before a model is loaded: a limiter that cannot be built fails the start, not
+    # the first request. A rate of 0 turns it off.
+    limiter = (
+        limiter_class(
+            rate_per_s=settings.rate_limit_per_s,
+            burst=settings.rate_limit_burst,
+            max_clients=settings.rate_limit_max_clients,
+        )
+        if settings.rate_limit_per_s > 0
+        else None
     )
+    if limiter is not None:
+        metrics.rate_limit_clients.labels(variant).set_function(lambda: len(limiter))
     settings.ensure_dirs()
     store = store or Store(settings.resolved_store_url)
     writer = BatchWriter(
@@ -135,6 +173,7 @@ def create_app(
         metrics,
         settings,
     )
+    app.state.limiter = limiter
     app.add_middleware(BodyLimit)
     app.add_middleware(
         LatencyMiddleware,
@@ -146,18 +185,53 @@ def create_app(
     async def invalid(_request: Any, exc: RequestValidationError) -> Any:
         return handlers.validation_error(exc)
 
+    def over_rate(request: Request, x_client_id: str | None, cost: int, route: str) -> JSONResponse | None:
+        """The 429 for a client over its rate, or None. Only with a model loaded: a server that
+        is not ready answers 503 (its Retry-After is about the server, not the client), and a
+        refusal for that reason must not spend the client's tokens."""
+        if limiter is None or holder.current is None:
+            return None
+        peer = request.client.host if request.client else "unknown"
+        client = (x_client_id or peer)[:MAX_CLIENT_ID]
+        wait_s = limiter.acquire(client, cost)
+        if wait_s <= 0:
+            return None
+        metrics.rate_limited.labels(route, variant).inc()
+        retry_after = max(1, math.ceil(wait_s))  # whole seconds (RFC 9110), and never "now"
+        what = f"a batch of {cost} rows costs {cost}" if cost != 1 else "a request costs 1"
+        return JSONResponse(
+            {
+                "detail": f"rate limit: client {client!r} is over {settings.rate_limit_per_s:g}/s "
+                f"(burst {settings.rate_limit_burst}; {what}); retry after {retry_after} s",
+            },
+            status_code=429,
+            headers={"Retry-After": str(retry_after)},
+        )
+
     # The scoring endpoints return JSONResponse themselves: FastAPI would otherwise re-validate
     # every response against response_model (which stays declared for the OpenAPI schema),
     # a cost `make bench` measured on the hot path. The tests check the shape instead.
-    async def predict(body: PredictRequest, x_request_id: str | None = Header(None)) -> Any:
+    async def predict(
+        body: PredictRequest,
+        request: Request,
+        x_request_id: str | None = Header(None),
+        x_client_id: str | None = Header(None),
+    ) -> Any:
+        refused = over_rate(request, x_client_id, 1, "/v1/predict")
+        if refused is not None:
+            return refused
         return handlers.predict(ctx, body, x_request_id)
 
     predict.__annotations__["body"] = request_model  # FastAPI validates the body with the model given
-    app.post("/v1/predict", response_model=PredictResponse, responses={503: {"description": "not ready"}})(
-        predict
-    )
+    app.post(
+        "/v1/predict",
+        response_model=PredictResponse,
+        responses={429: {"description": "over the client's rate"}, 503: {"description": "not ready"}},
+    )(predict)
 
-    async def predict_batch(body: BatchRequest) -> Any:
+    async def predict_batch(
+        body: BatchRequest, request: Request, x_client_id: str | None = Header(None)
+    ) -> Any:
         if len(body.rows) > settings.batch_max_rows:
             return JSONResponse(
                 {"detail": f"batch of {len(body.rows)} rows is over the limit of {settings.batch_max_rows}"},
@@ -166,6 +240,9 @@ def create_app(
         model = holder.current
         if model is None:
             return handlers.not_ready(ctx)  # 503 with Retry-After and the reason, like /v1/predict
+        refused = over_rate(request, x_client_id, len(body.rows), "/v1/predict/batch")
+        if refused is not None:
+            return refused
         if writer.free < len(body.rows):
             ctx.count_drop()
             return handlers.log_full(ctx)
@@ -184,7 +261,11 @@ def create_app(
     app.post(
         "/v1/predict/batch",
         response_model=BatchResponse,
-        responses={413: {"description": "too many rows"}, 503: {"description": "not ready"}},
+        responses={
+            413: {"description": "too many rows"},
+            429: {"description": "over the client's rate"},
+            503: {"description": "not ready"},
+        },
     )(predict_batch)
 
     @app.get("/v1/model", response_model=ModelInfo)
@@ -217,7 +298,7 @@ def create_app(
                 status_code=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        changed = await asyncio.to_thread(holder.reload, True)
+        changed = await asyncio.to_thread(forced_reload, holder)
         m = holder.current
         body = {
             "reloaded": changed,
@@ -227,6 +308,15 @@ def create_app(
         return JSONResponse(body, status_code=200 if changed else 503)
 
     return app
+
+
+def forced_reload(holder: ModelHolder) -> bool:
+    """/admin/reload: `holder.reload(force=True)`, reading the served version from the registry
+    again (a person asked for it) while a version the alias moved to may come from the cache."""
+    served = holder.current
+    if served is not None and isinstance(holder.loader, CachedLoader):
+        holder.loader.forget(holder.settings, served.version)
+    return holder.reload(True)
 
 
 def _batch_model(request_model: type[RequestFields]) -> type[BatchRequest]:
@@ -250,6 +340,8 @@ def describe(settings: Settings, holder: ModelHolder) -> ModelInfo:
         scorer=m.scorer_kind if m else None,
         flavour=m.flavour if m else None,
         device=m.device if m else None,
+        loaded_from_cache=m.source == "cache" if m else None,
+        load_s=round(m.load_s, 6) if m else None,
         ready=m is not None,
         reason=holder.not_ready_reason,
         load_failures=holder.load_failures,

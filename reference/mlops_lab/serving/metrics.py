@@ -54,6 +54,22 @@ class ServerMetrics:
             ["variant"],
             registry=r,
         )
+        self.model_load_seconds = Histogram(
+            "mlops_model_load_seconds",
+            "Time to load the served model, by where it came from (cache: a version kept in memory)",
+            ["variant", "source"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "mlops_rate_limited_total",
+            "Requests refused with 429 because their client was over its rate",
+            ["route", "variant"],
+            registry=r,
+        )
+        self.rate_limit_clients = Gauge(
+            "mlops_rate_limit_clients", "Clients the rate limiter keeps a bucket for", ["variant"], registry=r
+        )
         self.model_info = Gauge(
             "mlops_model_info", "1 for the version being served", ["variant", "model_version"], registry=r
         )

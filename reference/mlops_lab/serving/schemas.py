@@ -119,6 +119,10 @@ class ModelInfo(BaseModel):
     scorer: str | None
     flavour: str | None = Field(None, description="model flavour: sklearn or torch (docs/gpu.md)")
     device: str | None = Field(None, description="where the model scores: cpu or cuda")
+    loaded_from_cache: bool | None = Field(
+        None, description="whether the served model came from the holder's LRU cache (a rollback)"
+    )
+    load_s: float | None = Field(None, description="seconds its load took, the alias's resolution included")
     ready: bool
     reason: str | None
     load_failures: int

@@ -11,7 +11,7 @@ Tables:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -180,6 +180,55 @@ class Store:
         feats = pd.DataFrame(list(frame.pop("features")))
         return pd.concat([frame, feats], axis=1)
 
+    def iter_predictions(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        variant: str | None = None,
+        *,
+        page_rows: int = 1000,
+    ) -> Iterator[dict[str, Any]]:
+        """The predictions with since <= ts < until (half-open; None: unbounded), in id order,
+        as a stream: id, request_id, ts (aware, UTC), variant, model_version, score, decision,
+        latency_ms (the features are left out).
+
+        Read `page_rows` at a time by keyset pagination (id > the last id seen), each page its
+        own short query: the whole log is never in memory, and no read transaction stays open
+        while the caller works on a page (a long one would pin SQLite's WAL or Postgres's
+        vacuum). The first page starts at the window's first id, found through the ts index,
+        rather than after every older row. Rows logged while the stream is read are included
+        when they fall in the window. A naive since/until is taken as UTC.
+        """
+        if page_rows < 1:
+            raise ValueError(f"page_rows must be at least 1, got {page_rows}")
+        cols = [
+            predictions.c[c]
+            for c in ("id", "request_id", "ts", "variant", "model_version", "score", "decision", "latency_ms")
+        ]
+        where = []
+        # SQLite keeps no time zone: every ts is stored as its UTC wall clock, so bounds must be too.
+        if since is not None:
+            where.append(predictions.c.ts >= _utc(since))
+        if until is not None:
+            where.append(predictions.c.ts < _utc(until))
+        if variant:
+            where.append(predictions.c.variant == variant)
+        with self.engine.connect() as conn:
+            first = conn.execute(sa.select(sa.func.min(predictions.c.id)).where(*where)).scalar_one_or_none()
+        if first is None:
+            return
+        after = int(first) - 1
+        while True:
+            query = sa.select(*cols).where(*where, predictions.c.id > after).order_by(predictions.c.id)
+            with self.engine.connect() as conn:
+                page = [dict(r._mapping) for r in conn.execute(query.limit(page_rows))]
+            for row in page:
+                row["ts"] = _utc(row["ts"])
+                yield row
+            if len(page) < page_rows:
+                return
+            after = page[-1]["id"]
+
     def scores_frame(self, since: datetime, variant: str | None = None) -> pd.DataFrame:
         """What the canary judge reads: request_id, variant, model_version, score, decision,
         latency_ms of the predictions since `since` (features left out: they are not needed)."""
@@ -238,6 +287,11 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _utc(moment: datetime) -> datetime:
+    """An aware UTC datetime; a naive one is taken as UTC (SQLite gives back what it stored)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _jsonable(value: Any) -> Any:

@@ -241,6 +241,15 @@ def run_demo(
     return index
 
 
+# Exercises whose code the local story never calls, and where the learner's code does run.
+NOT_IN_STORY = {
+    "mlops_lab.pipeline.k8s_job": "the cluster's retraining Job (make scenario S=lab3/gpu-unavailable)",
+    "mlops_lab.store.topk": "mlops-lab store top-risk --impl exercises",
+    "mlops_lab.serving.merge": "mlops-lab batch-predict --input <shards folder> --impl exercises",
+    "mlops_lab.data.features": "mlops-lab data features --impl exercises",
+}
+
+
 def show_choice(console: Console, report: Report, choice: Choice) -> None:
     """Say whose code plays each exercise: on the console before the story, first in the report."""
     rows = choice.rows()
@@ -260,15 +269,14 @@ def show_choice(console: Console, report: Report, choice: Choice) -> None:
                 "their make lab-N passes (STRICT=1 refuses to start instead)",
                 highlight=False,
             )
-    # Honest about the one solved exercise the local story never calls: the cluster's Job.
-    job = [r for r in yours if r[1].endswith("k8s_job.py")]
-    if job:
+    # Honest about the solved exercises the story never calls, and where they do run.
+    mirrors = {e.file: e.mirrors for e in choice.exercises}
+    elsewhere = [(e, f) for e, f, w in yours if mirrors.get(f) in NOT_IN_STORY]
+    for exercise, file in elsewhere:
         console.print(
-            f"  [dim]{job[0][0]} builds the cluster's retraining Job: the local story retrains under "
-            "Airflow and creates no Job[/]",
-            highlight=False,
+            f"  [dim]{exercise}: not in the story; {NOT_IN_STORY[mirrors[file]]}[/]", highlight=False
         )
-        rows = [(e, f, "yours (cluster only)" if (e, f, w) in job else w) for e, f, w in rows]
+    rows = [(e, f, "yours (not in the story)" if (e, f) in elsewhere else w) for e, f, w in rows]
     report.table("Whose code ran", rows, ["exercise", "file", "code"], first=True)
 
 
