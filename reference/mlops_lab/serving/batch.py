@@ -64,6 +64,25 @@ def resolve_model(settings: Settings, uri: str) -> tuple[str, float]:
     return str(mv.version), threshold_of(dict(mv.tags or {}))
 
 
+def meta_path_of(output_path: Path) -> Path:
+    """Beside each output: what it was computed from, so that a re-run can tell it is done."""
+    return output_path.with_name(output_path.name + ".meta.json")
+
+
+def already_done(output_path: Path, identity: dict[str, Any]) -> BatchResult | None:
+    """The recorded result when `output_path` exists and was written from the same `identity`
+    (input digest, model, version, threshold, ...); None when it must be computed."""
+    meta_path = meta_path_of(output_path)
+    if not (output_path.exists() and meta_path.exists()):
+        return None
+    meta = json.loads(meta_path.read_text())
+    if {k: meta.get(k) for k in identity} != identity:
+        return None
+    return BatchResult(
+        str(output_path), int(meta["rows"]), str(meta["model_version"]), True, int(meta["flagged"])
+    )
+
+
 def _file_digest(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -92,17 +111,15 @@ def batch_predict(
     if not input_path.exists():
         raise MissingFile(f"{input_path}: no such file")
     version, threshold = resolve_model(settings, model_uri)
-    meta_path = output_path.with_name(output_path.name + ".meta.json")
     identity = {
         "input_sha256": _file_digest(input_path),
         "model": settings.model_name,
         "model_version": version,
         "threshold": threshold,
     }
-    if output_path.exists() and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if {k: meta.get(k) for k in identity} == identity:
-            return BatchResult(str(output_path), int(meta["rows"]), version, True, int(meta["flagged"]))
+    done = already_done(output_path, identity)
+    if done is not None:
+        return done
 
     client_for(settings)  # points MLflow's globals at the registry
     pipeline = mlflow.sklearn.load_model(f"models:/{settings.model_name}/{version}")
@@ -120,7 +137,7 @@ def batch_predict(
         )
         rows, flagged = (score_file_fn or score_file)(scorer, input_path, output_path, chunk_rows)
     result = BatchResult(str(output_path), rows, version, False, flagged)
-    meta_path.write_text(json.dumps({**identity, **asdict(result)}, indent=1))
+    meta_path_of(output_path).write_text(json.dumps({**identity, **asdict(result)}, indent=1))
     return result
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import math
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -41,7 +40,14 @@ from mlops_lab.data.schema import SCHEMA
 from mlops_lab.errors import BadData, InvalidValue, MissingFile
 from mlops_lab.lifecycle.tracking import client_for
 from mlops_lab.serving import merge as reference_merge
-from mlops_lab.serving.batch import BatchResult, ChunkScorer, iter_chunks, resolve_model
+from mlops_lab.serving.batch import (
+    BatchResult,
+    ChunkScorer,
+    already_done,
+    iter_chunks,
+    meta_path_of,
+    resolve_model,
+)
 from mlops_lab.settings import Settings
 
 MIN_PIECE_ROWS = 1_000  # a smaller piece per run makes the merge a Python loop over tiny reads
@@ -142,7 +148,6 @@ def score_shards(
     if output_path.resolve().is_relative_to(input_dir.resolve()):
         raise InvalidValue(f"{output_path}: inside {input_dir}, it would be read as a shard next time")
     version, threshold = resolve_model(settings, model_uri)
-    meta_path = output_path.with_name(output_path.name + ".meta.json")
     identity = {
         "input_sha256": shards_digest(shards),
         "model": settings.model_name,
@@ -150,10 +155,9 @@ def score_shards(
         "threshold": threshold,
         "sorted_by": f"{reference_merge.SCORE} descending",
     }
-    if output_path.exists() and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if {k: meta.get(k) for k in identity} == identity:
-            return BatchResult(str(output_path), int(meta["rows"]), version, True, int(meta["flagged"]))
+    done = already_done(output_path, identity)
+    if done is not None:
+        return done
 
     client_for(settings)  # points MLflow's globals at the registry
     pipeline = mlflow.sklearn.load_model(f"models:/{settings.model_name}/{version}")
@@ -184,7 +188,9 @@ def score_shards(
         write_frame(pd.DataFrame(columns=[*SCHEMA.names, "score", "decision", "model_version"]), output_path)
     scored, flagged = sum(s.rows for s in scorers), sum(s.flagged for s in scorers)
     result = BatchResult(str(output_path), scored, version, False, flagged)
-    write_json_atomic(meta_path, {**identity, **asdict(result), "shards": len(shards)}, indent=1)
+    write_json_atomic(
+        meta_path_of(output_path), {**identity, **asdict(result), "shards": len(shards)}, indent=1
+    )
     return result
 
 
