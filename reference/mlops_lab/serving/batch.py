@@ -64,6 +64,23 @@ def resolve_model(settings: Settings, uri: str) -> tuple[str, float]:
     return str(mv.version), threshold_of(dict(mv.tags or {}))
 
 
+def load_pinned(settings: Settings, version: str) -> Any:
+    """The pipeline of the version a batch was pinned to (resolved once, before any row)."""
+    client_for(settings)  # points MLflow's globals at the registry
+    return mlflow.sklearn.load_model(f"models:/{settings.model_name}/{version}")
+
+
+def scoring_progress(show_progress: bool) -> Progress:
+    """The progress bar a batch shows on a terminal (rows scored, time left)."""
+    return Progress(
+        TextColumn("[bold]scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        disable=not show_progress,
+    )
+
+
 def meta_path_of(output_path: Path) -> Path:
     """Beside each output: what it was computed from, so that a re-run can tell it is done."""
     return output_path.with_name(output_path.name + ".meta.json")
@@ -121,15 +138,8 @@ def batch_predict(
     if done is not None:
         return done
 
-    client_for(settings)  # points MLflow's globals at the registry
-    pipeline = mlflow.sklearn.load_model(f"models:/{settings.model_name}/{version}")
-    progress = Progress(
-        TextColumn("[bold]scoring"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        disable=not show_progress,
-    )
+    pipeline = load_pinned(settings, version)
+    progress = scoring_progress(show_progress)
     with progress:
         task = progress.add_task("rows", total=_row_count(input_path))
         scorer = ChunkScorer(

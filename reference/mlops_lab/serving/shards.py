@@ -30,23 +30,22 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
 
-import mlflow
 import pandas as pd
 import pyarrow.parquet as pq
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mlops_lab.data.io import SUFFIXES, write_frame, write_json_atomic
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.errors import BadData, InvalidValue, MissingFile
-from mlops_lab.lifecycle.tracking import client_for
 from mlops_lab.serving import merge as reference_merge
 from mlops_lab.serving.batch import (
     BatchResult,
     ChunkScorer,
     already_done,
     iter_chunks,
+    load_pinned,
     meta_path_of,
     resolve_model,
+    scoring_progress,
 )
 from mlops_lab.settings import Settings
 
@@ -159,16 +158,9 @@ def score_shards(
     if done is not None:
         return done
 
-    client_for(settings)  # points MLflow's globals at the registry
-    pipeline = mlflow.sklearn.load_model(f"models:/{settings.model_name}/{version}")
+    pipeline = load_pinned(settings, version)
     known = [pq.ParquetFile(s).metadata.num_rows if s.suffix == ".parquet" else None for s in shards]
-    progress = Progress(
-        TextColumn("[bold]scoring"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        disable=not show_progress,
-    )
+    progress = scoring_progress(show_progress)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     with progress:
         task = progress.add_task("rows", total=None if None in known else sum(n or 0 for n in known))
