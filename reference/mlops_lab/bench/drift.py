@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -34,50 +33,32 @@ from mlops_lab.bench.report import write_outputs
 from mlops_lab.data.generator import features_only, generate
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.lifecycle.model import Hyperparams, build_pipeline
-from mlops_lab.monitoring.drift import DriftResult, detect_drift
+from mlops_lab.monitoring.drift import detect_drift
 from mlops_lab.monitoring.importance import feature_importance
-from mlops_lab.monitoring.policy import PolicyState, TriggerPolicy
-from mlops_lab.monitoring.window import Estimate, WindowVerdict
+from mlops_lab.monitoring.policy import TriggerPolicy
+from mlops_lab.monitoring.simulate import shifted, stream, verdict_of, windows_of
 from mlops_lab.settings import get_settings
 
 WINDOW_ROWS = 500
 REFERENCE_ROWS = 5_000
 
 
-def _verdict(drift: DriftResult, importance: dict[str, float]) -> WindowVerdict:
-    # The policy reads rows, drift and importance; the other fields do not affect its decision.
-    return WindowVerdict(
-        drift.current_rows, drift, None, importance, (), None, Estimate(0, 0, None, None), 0.5
-    )
-
-
 def _stream(
     windows: list[pd.DataFrame], reference: pd.DataFrame, importance: dict[str, float], policy: TriggerPolicy
 ) -> dict[str, Any]:
-    """Run windows through the adapter and the policy, one window a minute of simulated time."""
-    state, now = PolicyState(), datetime(2026, 1, 1, tzinfo=UTC)
-    triggers = dataset = any_column = counted = 0
-    flagged: dict[str, int] = {}
-    for window in windows:
-        drift = detect_drift(reference, window)
-        verdict = _verdict(drift, importance)
-        decision, state = policy.decide(state, verdict, now)
-        now += timedelta(minutes=1)
-        triggers += decision.trigger
-        dataset += drift.dataset_drift
-        any_column += bool(drift.drifted_columns)
-        counted += decision.drifted_where_it_matters
-        for c in drift.drifted_columns:
-            flagged[c] = flagged.get(c, 0) + 1
-    n = len(windows)
+    """Run windows through the Evidently adapter (the monitor's call) and the policy."""
+    drifts = [detect_drift(reference, window) for window in windows]
+    result, _ = stream(policy, (verdict_of(d, importance) for d in drifts))
+    summary = result.summary()
+    n = result.windows
     return {
         "windows": n,
-        "triggers": triggers,
-        "dataset_drift_rate": dataset / n,
-        "dataset_drift_upper95": clopper_pearson_upper(dataset, n),
-        "any_column_rate": any_column / n,
-        "counted_towards_trigger_rate": counted / n,
-        "columns_flagged": flagged,
+        "triggers": summary["triggers"],
+        "dataset_drift_rate": summary["dataset_drift_rate"],
+        "dataset_drift_upper95": clopper_pearson_upper(result.dataset_drift, n),
+        "any_column_rate": summary["any_column_rate"],
+        "counted_towards_trigger_rate": summary["counted_rate"],
+        "columns_flagged": summary["columns_flagged"],
     }
 
 
@@ -89,8 +70,7 @@ def run(null_windows: int = 500, power_windows: int = 100) -> dict[str, Any]:
     model = build_pipeline(Hyperparams()).fit(train[SCHEMA.names], train[SCHEMA.label])
     reference = features_only(generate("baseline", REFERENCE_ROWS, seed=2))
     importance = feature_importance(model, reference)
-    pool = features_only(generate("baseline", null_windows * WINDOW_ROWS, seed=3))
-    nulls = [pool.iloc[i * WINDOW_ROWS : (i + 1) * WINDOW_ROWS] for i in range(null_windows)]
+    nulls = windows_of(features_only(generate("baseline", null_windows * WINDOW_ROWS, seed=3)), WINDOW_ROWS)
     out: dict[str, Any] = {
         "settings": {
             "window_rows": WINDOW_ROWS,
@@ -104,24 +84,15 @@ def run(null_windows: int = 500, power_windows: int = 100) -> dict[str, Any]:
     numeric = [c for c in out["importance"] if c in SCHEMA.numeric]
     power: dict[str, Any] = {}
     for feature in numeric[:3]:
-        sd = float(reference[feature].std())
-        shifted = features_only(generate("baseline", power_windows * WINDOW_ROWS, seed=4))
-        shifted[feature] = shifted[feature] + 0.5 * sd
-        if pd.api.types.is_integer_dtype(reference[feature]):
-            shifted[feature] = shifted[feature].round().astype(reference[feature].dtype)
-        windows = [shifted.iloc[i * WINDOW_ROWS : (i + 1) * WINDOW_ROWS] for i in range(power_windows)]
+        pool = features_only(generate("baseline", power_windows * WINDOW_ROWS, seed=4))
+        windows = windows_of(shifted(pool, feature, 0.5, reference), WINDOW_ROWS)
         res = _stream(windows, reference, importance, policy)
         res["column_detection_rate"] = res["columns_flagged"].get(feature, 0) / power_windows
         res["importance"] = importance[feature]
         power[feature] = res
     out["power_0.5sd"] = power
     irrelevant = features_only(generate("irrelevant_drift", power_windows * WINDOW_ROWS, seed=5))
-    out["irrelevant"] = _stream(
-        [irrelevant.iloc[i * WINDOW_ROWS : (i + 1) * WINDOW_ROWS] for i in range(power_windows)],
-        reference,
-        importance,
-        policy,
-    )
+    out["irrelevant"] = _stream(windows_of(irrelevant, WINDOW_ROWS), reference, importance, policy)
     out["seconds"] = round(time.monotonic() - t0, 1)
     return out
 

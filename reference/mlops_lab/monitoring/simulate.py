@@ -81,10 +81,9 @@ def fast_drift(
 
 def verdict_of(drift: DriftResult, importance: dict[str, float], rows: int | None = None) -> WindowVerdict:
     """A window verdict carrying only what a trigger policy reads: rows, drift and importance."""
+    n = drift.current_rows if rows is None else rows
     no_estimate = Estimate(float("nan"), float("nan"), None, None)
-    return WindowVerdict(
-        drift.current_rows if rows is None else rows, drift, None, dict(importance), (), None, no_estimate, 0.5
-    )
+    return WindowVerdict(n, drift, None, dict(importance), (), None, no_estimate, threshold=0.5)
 
 
 def windows_of(frame: pd.DataFrame, rows: int) -> list[pd.DataFrame]:
@@ -182,7 +181,8 @@ def _main() -> None:
     top = max((c for c in SCHEMA.numeric), key=lambda c: importance[c])
     moved = [shifted(w, top, 0.5, reference) for w in clean[:50]]
     power, _ = stream(policy, (verdict_of(fast_drift(reference, w), importance) for w in moved))
-    print(f"0.5 SD shift of {top}: first trigger at window {power.first_trigger} (K={policy.consecutive_windows})")
+    k = policy.consecutive_windows
+    print(f"0.5 SD shift of {top}: first trigger at window {power.first_trigger} (K={k})")
 
 
 if __name__ == "__main__":
