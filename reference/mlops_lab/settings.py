@@ -124,9 +124,10 @@ class Settings(BaseSettings):
     # (`window_too_small`; `empty_window` for none): a retrain with nothing new to learn from
     # would only re-fit the base set, and the canary expectation needs production rows.
     pipeline_min_window_rows: int = 200
-    # Whose code the retraining pipeline runs (the labs): "reference", or "exercises" for the
-    # learner's lab 2 and lab 3 exercises, only those in `pipeline_learner` (comma-separated ids;
-    # None: every one). The monitor hands both to the Airflow run it triggers, like any setting.
+    # Whose code the loop runs (the labs): "reference", or "exercises" for the learner's
+    # exercises, only those in `pipeline_learner` (comma-separated ids; None: every one): the
+    # monitor's trigger policy and performance (lab 4), and the retraining pipeline (labs 2 and
+    # 3), since the monitor hands both settings to the Airflow run it triggers.
     pipeline_impl: str = "reference"
     pipeline_learner: str | None = None
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from mlops_lab.lifecycle import registry
 from mlops_lab.store.db import Store, metadata, utcnow
-from mlops_lab.store.writer import BatchWriter, replay_spill
+from mlops_lab.store.writer import BatchWriter, replay_spill, spilled_rows
 
 from ..conftest import needs_postgres
 
@@ -104,10 +104,12 @@ def test_database_down_at_shutdown_spills_then_replays(tmp_path: Path) -> None:
     assert [json.loads(line)["request_id"] for line in spilled[0].read_text().splitlines()] == [
         f"r{i}" for i in range(20)
     ]
+    assert spilled_rows(tmp_path / "spill") == 20  # what the next server exports as a gauge
     healthy = Store(f"sqlite:///{tmp_path / 'other.db'}")
     healthy.insert_predictions([row(0)])  # replay must skip rows that made it already
     assert replay_spill(healthy, tmp_path / "spill") == 19
     assert healthy.count_predictions() == 20 and not list((tmp_path / "spill").glob("*.jsonl"))
+    assert spilled_rows(tmp_path / "spill") == 0
 
 
 def test_labels_are_idempotent(store: Store) -> None:

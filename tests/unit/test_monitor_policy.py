@@ -21,7 +21,7 @@ from mlops_lab.lifecycle.model import Hyperparams, budget_threshold, build_pipel
 from mlops_lab.monitoring.drift import ColumnDrift, DriftResult
 from mlops_lab.monitoring.importance import feature_importance
 from mlops_lab.monitoring.policy import Decision, PolicyState, TriggerPolicy
-from mlops_lab.monitoring.window import Estimate, WindowVerdict, evaluate_window, load_reference
+from mlops_lab.monitoring.window import Estimate, WindowVerdict, evaluate_window, load_reference, unit_changes
 from mlops_lab.settings import Settings
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
@@ -91,6 +91,26 @@ def test_data_quality_alarm_is_reported_but_does_not_trigger() -> None:
     decisions, _ = run([verdict(problems=alarm)] * 4)
     assert not any(d.trigger for d in decisions)
     assert all(d.alarms == alarm for d in decisions)
+
+
+def test_drift_with_a_data_quality_alarm_holds_neither_counting_nor_resetting() -> None:
+    cents = ("amount: median 4,015.50 vs 39.98 in the reference (x100: a unit change upstream?)",)
+    held = verdict(("amount", "channel"), problems=cents)
+    decisions, state = run([held] * 5)
+    assert not any(d.trigger for d in decisions) and state.consecutive == 0
+    assert all(d.alarms == cents and d.reason.startswith("held") for d in decisions)
+    drifting = verdict(("amount", "channel"))
+    decisions, _ = run([drifting, drifting, held, drifting])
+    assert [d.trigger for d in decisions] == [False, False, False, True]
+
+
+def test_unit_change_is_a_data_quality_problem_not_drift_alone() -> None:
+    reference = generate("baseline", 5_000, seed=1)
+    cents = generate("unit_bug", 500, seed=3)
+    (problem,) = unit_changes(reference, cents)
+    assert problem.startswith("amount: median") and "x100" in problem
+    for scenario in ("baseline", "covariate_shift", "prior_shift", "irrelevant_drift"):
+        assert unit_changes(reference, generate(scenario, 500, seed=3)) == [], scenario
 
 
 def test_cooldown_survives_a_restart(tmp_path: Path) -> None:

@@ -16,7 +16,9 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 
+from mlops_lab.monitoring import alerts as rules_code
 from mlops_lab.monitoring.metrics import MonitorMetrics
+from mlops_lab.monitoring.panels import PANELS
 from mlops_lab.serving.metrics import ServerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -171,10 +173,31 @@ MONITOR_PREFIXES = ("mlops_drift", "mlops_monitor", "mlops_re", "mlops_score", "
 def test_the_monitor_exports_what_the_ml_rules_use() -> None:
     """The drift monitor's names, checked against its real exposition, not just a grep."""
     exposed = _exposed(MonitorMetrics().registry)
-    used = {
-        m for m in METRIC.findall((OBS / "rules" / "ml.yml").read_text()) if m.startswith(MONITOR_PREFIXES)
-    }
+    text = "".join((OBS / "rules" / name).read_text() for name in ("ml.yml", "ml-signals.yml"))
+    used = {m for m in METRIC.findall(text) if m.startswith(MONITOR_PREFIXES)}
     assert used and used <= exposed, sorted(used - exposed)
+
+
+def test_generated_rules_are_current() -> None:
+    """rules/ml-signals.yml and its tests are what mlops_lab.monitoring.alerts renders, and the
+    YAML reads back as the same rules (the dumper changes layout, never content)."""
+    fix = "run: python -m mlops_lab.monitoring.alerts (then scripts/cluster.sh sync-rules)"
+    assert rules_code.RULES_FILE.read_text() == rules_code.render_rules(rules_code.rule_group()), fix
+    assert rules_code.TESTS_FILE.read_text() == rules_code.render_tests(rules_code.rule_tests()), fix
+    assert yaml.safe_load(rules_code.RULES_FILE.read_text()) == {"groups": [rules_code.rule_group()]}
+    assert yaml.safe_load(rules_code.TESTS_FILE.read_text())["tests"] == rules_code.rule_tests()
+
+
+@needs_promtool
+def test_generated_rule_tests_catch_a_rule_without_absent() -> None:
+    """The generated tests are not a formality: a down alert blind to a vanished target fails them."""
+    group = rules_code.rule_group()
+    for rule in group["rules"]:
+        if rule["alert"] == rules_code.MONITOR_DOWN:
+            rule["expr"] = f'up{{job="{rules_code.MONITOR_JOB}"}} == 0'
+    passed, output = rules_code.promtool_test(group, rules_code.rule_tests())
+    assert not passed, output
+    assert rules_code.promtool_test(rules_code.rule_group(), rules_code.rule_tests())[0]
 
 
 def dashboard_panels() -> list[dict[str, Any]]:
@@ -209,3 +232,13 @@ def test_dashboard_is_valid_grafana_json() -> None:
 def test_dashboard_only_uses_metrics_the_code_exports() -> None:
     exprs = [t["expr"] for p in dashboard_panels() for t in p.get("targets", [])]
     assert unknown_metrics(exprs) == set(), "dashboard queries metrics that no component exports"
+
+
+def test_dashboard_runs_the_panel_queries() -> None:
+    """The on-call panels run exactly the queries of mlops_lab.monitoring.panels (which the lab
+    grades with promtool and the scenarios send to Prometheus)."""
+    by_title = {p["title"]: p for p in dashboard_panels()}
+    for title, expr in PANELS.items():
+        assert title in by_title, f"no dashboard panel titled {title!r}"
+        exprs = [t["expr"] for t in by_title[title]["targets"]]
+        assert expr in exprs, f"{title!r} does not run panels' query: {exprs}"

@@ -139,9 +139,18 @@ def batch_predict(
 
 def monitor(
     port: Annotated[int | None, typer.Option(help="default: the monitor_port setting")] = None,
+    impl: Annotated[
+        str | None, typer.Option(help="reference or exercises; default: the pipeline_impl setting")
+    ] = None,
+    learner: Learner = None,
 ) -> None:
-    """Run the drift monitor (one uvicorn worker) in the foreground: windows, gauges, retraining."""
-    from mlops_lab.monitoring.service import create_monitor_app
+    """Run the drift monitor (one uvicorn worker) in the foreground: windows, gauges, retraining.
+
+    With --impl exercises the trigger policy and the realized/estimated performance are the
+    learner's lab 4 code. The default follows MLOPS_PIPELINE_IMPL/LEARNER, which `mlops-lab up`
+    and the demo set for the whole loop (the retraining the monitor triggers runs them too)."""
+    from mlops_lab.monitoring.service import Monitor, create_monitor_app
 
     s = settings()
-    serve_forever(create_monitor_app(s), s.host, port or s.monitor_port)
+    part = parts(impl or s.pipeline_impl, learner if impl else s.pipeline_learner)
+    serve_forever(create_monitor_app(s, Monitor(s, part=part)), s.host, port or s.monitor_port)

@@ -13,16 +13,16 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 from mlops_lab.labs.manifest import Exercise, LabError, load_manifest, repo_root
 from mlops_lab.labs.progress import EXERCISES, fingerprint, learner_base, load_progress, progress_key
+from mlops_lab.parts import Part
 
 REFERENCE = "reference"
-Part = Callable[[str], ModuleType]  # reference module name -> the module that plays it
 
 
 def load_impl(exercise: Exercise, impl: str, root: Path) -> ModuleType:

@@ -77,6 +77,16 @@ class MonitorMetrics:
         self.realized_labelled = Gauge(
             "mlops_realized_labelled_rows", "Recent predictions whose label has arrived", registry=r
         )
+        self.realized_positives = Gauge(
+            "mlops_realized_positive_rows",
+            "Recent labelled predictions that are frauds (what realized recall is measured on)",
+            registry=r,
+        )
+        self.expected_recall = Gauge(
+            "mlops_expected_recall",
+            "The champion's offline (holdout) recall at its decision threshold",
+            registry=r,
+        )
         self.expected_precision = Gauge(
             "mlops_expected_precision",
             "The champion's offline (holdout) precision at its decision threshold",
@@ -107,15 +117,21 @@ class MonitorMetrics:
             self.retrain_runs.labels(result)
         for name in SCHEMA.names:
             self.feature_drift.labels(name)
-        for gauge in (self.realized_precision, self.realized_recall, self.expected_precision):
+        for gauge in (
+            self.realized_precision,
+            self.realized_recall,
+            self.expected_precision,
+            self.expected_recall,
+        ):
             gauge.set(math.nan)
         for gauge in (self.estimated_precision, self.estimated_recall, self.score_statistic):
             gauge.set(math.nan)
 
-    def champion(self, version: str, expected_precision: float | None) -> None:
+    def champion(self, version: str, expected_precision: float | None, expected_recall: float | None) -> None:
         self.champion_info.clear()
         self.champion_info.labels(version).set(1)
         self.expected_precision.set(_value(expected_precision))
+        self.expected_recall.set(_value(expected_recall))
 
     def window(self, verdict: WindowVerdict, decision: Decision, consecutive: int, ts: float) -> None:
         self.windows.inc()
@@ -135,5 +151,6 @@ class MonitorMetrics:
 
     def realized(self, realized: Realized | None) -> None:
         self.realized_labelled.set(realized.labelled if realized is not None else 0)
+        self.realized_positives.set(realized.positives if realized is not None else 0)
         self.realized_precision.set(_value(realized.precision if realized is not None else None))
         self.realized_recall.set(_value(realized.recall if realized is not None else None))

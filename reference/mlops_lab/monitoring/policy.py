@@ -9,8 +9,10 @@ A window triggers nothing on its own. `TriggerPolicy.decide` retrains only when 
     drift on a feature the model ignores, such as device_os, is not a reason, and neither is
     noise just past the threshold;
   - that held for `consecutive_windows` windows in a row (a clean window resets the count);
-  - the last trigger is more than `cooldown_s` ago (a retrain takes minutes to train, gate, canary).
-Data-quality alarms (missing values, schema problems) are passed through, never a trigger.
+  - the last trigger is at least `cooldown_s` ago (a retrain takes minutes to train, gate, canary);
+  - the window has no data-quality alarm (missing values, a schema problem, a unit change): its
+    drift may be the bug's, and a model retrained on a bug learns it. Such a window neither counts
+    nor resets; its alarms are passed on in the Decision for a person to act on.
 
 `PolicyState` is the little that must survive a monitor restart (the count and the last
 trigger time); `save` writes it atomically, so a crash never leaves half a file.
@@ -65,6 +67,11 @@ class TriggerPolicy:
         if window.drift is None:
             # Drift could not be computed (a schema break): the data-quality alarm says why.
             return Decision(False, "drift not computed: data-quality problems", False, 0.0, alarms), state
+        if alarms:
+            # Amounts in cents drift enormously; retraining on them would "fix" the drift by
+            # learning the bug. Hold (neither count nor reset) until the producer is fixed.
+            reason = f"held: data-quality alarm ({'; '.join(alarms)}); fix the producer, do not retrain"
+            return Decision(False, reason, False, window.drifted_importance, alarms), state
 
         drifted = window.drift.drifted_columns
         share = window.drifted_importance

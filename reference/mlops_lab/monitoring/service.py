@@ -30,6 +30,7 @@ because labels come late and one window holds too few flagged rows to mean anyth
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import re
 import threading
@@ -50,6 +51,7 @@ from mlops_lab.monitoring.metrics import MonitorMetrics
 from mlops_lab.monitoring.policy import TriggerPolicy
 from mlops_lab.monitoring.state import MonitorState, WindowReport, append_jsonl, tail_jsonl
 from mlops_lab.monitoring.window import Reference, evaluate_window, load_reference, realized_of
+from mlops_lab.parts import Part
 from mlops_lab.pipeline.trigger import RetrainAlreadyRunning, Trigger, default_trigger
 from mlops_lab.settings import Settings
 from mlops_lab.store.db import Store, utcnow
@@ -58,6 +60,7 @@ log = logging.getLogger("mlops_lab.monitor")
 
 ACTOR = "monitor"
 VARIANT = "stable"  # the monitor watches what the champion serves; the canary is the judge's job
+POLICY = "mlops_lab.monitoring.policy"
 REPORT_NAME = re.compile(r"^window-(\d+)\.html$")
 
 
@@ -73,13 +76,17 @@ class Monitor:
         keep_reports: int = 20,  # Evidently's HTML is ~4 MB a window (its JS inlined)
         realized_rows: int | None = None,
         history: int = 20,
+        part: Part = importlib.import_module,
     ) -> None:
         if max_lag_windows < 1 or keep_reports < 1:
             raise ValueError("max_lag_windows and keep_reports must be at least 1")
         self.settings = settings
         self.store = store or Store(settings.resolved_store_url)
         self.trigger = trigger or default_trigger(settings)
-        self.policy = policy or TriggerPolicy.from_settings(settings)
+        # `part` says whose trigger policy and performance code run (the learner's with
+        # `mlops-lab monitor --impl exercises`); the state file is the same either way.
+        self.part = part
+        self.policy = policy or part(POLICY).TriggerPolicy.from_settings(settings)
         self.max_lag_windows = max_lag_windows
         self.keep_reports = keep_reports
         self.realized_rows = realized_rows or 10 * settings.monitor_window_rows
@@ -109,7 +116,9 @@ class Monitor:
             if reference is None:
                 return None
             self.metrics.realized(
-                realized_of(self.store.labelled_predictions(self.state.cursor, self.realized_rows, VARIANT))
+                realized_of(
+                    self.store.labelled_predictions(self.state.cursor, self.realized_rows, VARIANT), self.part
+                )
             )
             size = self.settings.monitor_window_rows
             skipped = self._skip_if_behind(size)
@@ -144,6 +153,7 @@ class Monitor:
             reference.threshold,
             max_null_fraction=self.settings.monitor_max_null_fraction,
             html_path=html,
+            part=self.part,
         )
         decision, policy_state = self.policy.decide(self.state.policy, verdict, now)
         report = WindowReport(
@@ -213,7 +223,7 @@ class Monitor:
             return self.reference
         reference = load_reference(self.settings)  # may have moved again since: it says which
         run_id = client.get_model_version(self.settings.model_name, reference.version).run_id
-        expected = client.get_run(str(run_id)).data.metrics.get("precision")
+        offline = client.get_run(str(run_id)).data.metrics  # the holdout metrics at its threshold
         with self._state_lock:
             previous = self.state.reference_version
             if previous is not None and previous != reference.version:
@@ -227,7 +237,7 @@ class Monitor:
             self.state = replace(self.state, reference_version=reference.version)
             self.state.save(self.settings.monitor_state_path)
         self.reference, self.not_ready_reason = reference, None
-        self.metrics.champion(reference.version, expected)
+        self.metrics.champion(reference.version, offline.get("precision"), offline.get("recall"))
         self.metrics.consecutive.set(self.state.policy.consecutive)
         return reference
 

@@ -7,15 +7,19 @@
     columns carry for the champion, which is what the trigger policy weighs;
   - score drift: the window's served scores against the reference sample's scores;
   - data quality from `SCHEMA.problems` (Evidently drops NaNs, so a failed upstream join that
-    blanks a column would look like "no drift"): an alarm, never a retraining trigger;
+    blanks a column would look like "no drift"), and `unit_changes` (a median x20 away from the
+    reference's: cents for dollars, valid numbers that drift enormously): an alarm, which holds
+    the retraining trigger;
   - realized precision/recall on the rows whose delayed labels have arrived (joined by
     request_id), and a label-free estimate from the scores, which covers the label delay
-    because a logistic regression's scores are calibrated probabilities.
+    because a logistic regression's scores are calibrated probabilities (both computed by
+    monitoring.performance).
 `load_reference` fetches what the comparison needs from MLflow for the current champion.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -24,32 +28,14 @@ import numpy as np
 import pandas as pd
 
 from mlops_lab.data.schema import SCHEMA
-from mlops_lab.lifecycle.tracking import CHAMPION, client_for, version_by_alias
-from mlops_lab.lifecycle.train import REFERENCE_ARTIFACT, load_model, load_run_frame, threshold_of
 from mlops_lab.monitoring.drift import SCORE_COLUMN, ColumnDrift, DriftResult, detect_drift, score_drift
 from mlops_lab.monitoring.importance import feature_importance
+from mlops_lab.monitoring.performance import Estimate, Realized
+from mlops_lab.parts import Part
+from mlops_lab.pipeline.validate import UNIT_RATIO
 from mlops_lab.settings import Settings
 
-
-@dataclass(frozen=True)
-class Realized:
-    """Precision and recall on the labelled part of a window (None where undefined)."""
-
-    labelled: int  # rows of the window whose label has arrived
-    positives: int
-    flagged: int  # labelled rows the model flagged
-    precision: float | None  # None when no labelled row was flagged
-    recall: float | None  # None when no labelled row is a fraud
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """What calibrated scores predict without labels: E[label | score] = score."""
-
-    positive_rate: float  # mean score: the expected fraud rate of the window
-    flagged_rate: float
-    precision: float | None  # mean score of the flagged rows; None when none was flagged
-    recall: float | None  # expected frauds among flagged / expected frauds; None when no score mass
+PERFORMANCE = "mlops_lab.monitoring.performance"
 
 
 @dataclass(frozen=True)
@@ -59,7 +45,7 @@ class WindowVerdict:
     score: ColumnDrift | None
     importance: dict[str, float]  # the champion's feature importance, summing to 1
     data_quality: tuple[str, ...]  # SCHEMA.problems of the window: an alarm, not a trigger
-    realized: Realized | None  # None when no label of this window has arrived
+    realized: Realized | None  # None until enough labels of this window have arrived
     estimate: Estimate
     threshold: float
 
@@ -102,20 +88,29 @@ def evaluate_window(
     threshold: float,
     *,
     max_null_fraction: float = 0.01,
+    min_label_coverage: float = 0.0,
     html_path: Path | None = None,
+    part: Part = importlib.import_module,
 ) -> WindowVerdict:
     """Everything the monitor knows about `current` (stored predictions: features, "score",
     optionally "decision" and "request_id") compared with the champion's `reference`.
 
     `labels` has request_id and label (Store.labels_frame()); rows of other windows are ignored.
-    `html_path`, when given, receives Evidently's HTML report of the feature drift.
+    Realized performance is None until `min_label_coverage` of the window is labelled.
+    `html_path`, when given, receives Evidently's HTML report of the feature drift. `part` says
+    whose monitoring.performance computes realized and estimated performance (the learner's with
+    `mlops-lab monitor --impl exercises`).
     Raises ValueError when `current` is empty or has no score column.
     """
     if current.empty:
         raise ValueError("the window is empty")
     if SCORE_COLUMN not in current.columns:
         raise ValueError(f"the window has no {SCORE_COLUMN!r} column (stored predictions carry one)")
-    problems = tuple(SCHEMA.problems(current, max_null_fraction=max_null_fraction))
+    performance = part(PERFORMANCE)
+    problems = (
+        *SCHEMA.problems(current, max_null_fraction=max_null_fraction),
+        *unit_changes(reference, current),
+    )
     drift: DriftResult | None
     try:
         drift = detect_drift(reference, current, html_path=html_path)
@@ -130,58 +125,55 @@ def evaluate_window(
         flagged = current["decision"].to_numpy(dtype=bool)
     else:
         flagged = window_scores >= threshold
+    measured = None
+    if labels is not None and not labels.empty:
+        if "request_id" not in current.columns:
+            raise ValueError("labels were given but the window has no request_id to join them on")
+        decisions = pd.DataFrame({"request_id": current["request_id"].to_numpy(), "flagged": flagged})
+        measured = performance.realized(decisions, labels, min_coverage=min_label_coverage)
     return WindowVerdict(
         rows=len(current),
         drift=drift,
         score=score,
         importance=dict(importance),
         data_quality=problems,
-        realized=_realized(current, flagged, labels),
-        estimate=_estimate(window_scores, flagged),
+        realized=measured,
+        estimate=performance.estimate(window_scores, flagged),
         threshold=threshold,
     )
 
 
-def realized_of(outcomes: pd.DataFrame) -> Realized | None:
+def unit_changes(reference: pd.DataFrame, current: pd.DataFrame, ratio: float = UNIT_RATIO) -> list[str]:
+    """Numeric features whose median moved by `ratio` or more either way: a unit change upstream
+    (cents for dollars), not drift. Valid numbers in range, so the schema cannot see it; Evidently
+    sees an enormous drift, which the trigger policy must not "fix" by retraining on the bug."""
+    out = []
+    for name in SCHEMA.numeric:
+        if name not in reference.columns or name not in current.columns:
+            continue
+        try:
+            before = float(np.nanmedian(reference[name].to_numpy(dtype=float)))
+            after = float(np.nanmedian(current[name].to_numpy(dtype=float)))
+        except (TypeError, ValueError):  # text in a numeric column: SCHEMA.problems says so
+            continue
+        if before > 0 and after > 0 and max(after / before, before / after) >= ratio:
+            out.append(
+                f"{name}: median {after:,.2f} vs {before:,.2f} in the reference "
+                f"(x{after / before:.3g}: a unit change upstream?)"
+            )
+    return out
+
+
+def realized_of(outcomes: pd.DataFrame, part: Part = importlib.import_module) -> Realized | None:
     """Realized precision/recall of labelled predictions (request_id, decision, label), e.g.
-    Store.labelled_predictions: the monitor's trailing view, wider than one window."""
+    Store.labelled_predictions: the monitor's trailing view, wider than one window. Its rows are
+    the labelled ones only, so its coverage is 1 by construction."""
     if outcomes.empty:
         return None
-    return _realized(outcomes, outcomes["decision"].to_numpy(dtype=bool), outcomes[["request_id", "label"]])
-
-
-def _realized(current: pd.DataFrame, flagged: np.ndarray, labels: pd.DataFrame | None) -> Realized | None:
-    if labels is None or labels.empty:
-        return None
-    if "request_id" not in current.columns:
-        raise ValueError("labels were given but the window has no request_id to join them on")
-    decided = pd.DataFrame({"request_id": current["request_id"].to_numpy(), "flagged": flagged})
-    # Labels are re-delivered in practice; one per request_id is enough.
-    arrived = labels[["request_id", "label"]].drop_duplicates("request_id")
-    joined = decided.merge(arrived, on="request_id", how="inner")
-    if joined.empty:
-        return None
-    truth = joined["label"].to_numpy(dtype=int) == 1
-    hit = joined["flagged"].to_numpy(dtype=bool)
-    tp, n_flagged, n_pos = int((truth & hit).sum()), int(hit.sum()), int(truth.sum())
-    return Realized(
-        labelled=len(joined),
-        positives=n_pos,
-        flagged=n_flagged,
-        precision=tp / n_flagged if n_flagged else None,
-        recall=tp / n_pos if n_pos else None,
+    decisions = pd.DataFrame(
+        {"request_id": outcomes["request_id"], "flagged": outcomes["decision"].to_numpy(dtype=bool)}
     )
-
-
-def _estimate(window_scores: np.ndarray, flagged: np.ndarray) -> Estimate:
-    expected_frauds = float(window_scores.sum())
-    caught = float(window_scores[flagged].sum())
-    return Estimate(
-        positive_rate=float(window_scores.mean()),
-        flagged_rate=float(flagged.mean()),
-        precision=float(window_scores[flagged].mean()) if flagged.any() else None,
-        recall=caught / expected_frauds if expected_frauds > 0 else None,
-    )
+    return part(PERFORMANCE).realized(decisions, outcomes[["request_id", "label"]])
 
 
 def load_reference(settings: Settings) -> Reference:
@@ -189,6 +181,11 @@ def load_reference(settings: Settings) -> Reference:
 
     Raises LookupError when no version holds the champion alias.
     """
+    # Imported here: MLflow costs seconds to import, which code that only evaluates windows (the
+    # policy simulations, the lab 4 graders) should not pay.
+    from mlops_lab.lifecycle.tracking import CHAMPION, client_for, version_by_alias
+    from mlops_lab.lifecycle.train import REFERENCE_ARTIFACT, load_model, load_run_frame, threshold_of
+
     client = client_for(settings)
     mv = version_by_alias(client, settings.model_name, CHAMPION)
     if mv is None:

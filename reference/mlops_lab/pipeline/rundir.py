@@ -25,15 +25,15 @@ import hashlib
 import importlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Literal
 
 from mlops_lab.data.io import write_json_atomic
 from mlops_lab.errors import InvalidValue
+from mlops_lab.parts import Part
 from mlops_lab.pipeline.window import Window
 from mlops_lab.settings import Settings
 
@@ -138,9 +138,6 @@ def read_result(
         log=log,
         dir=folder,
     )
-
-
-Part = Callable[[str], ModuleType]  # reference module name -> the module that plays it
 
 
 @dataclass(frozen=True)

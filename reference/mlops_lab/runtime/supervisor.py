@@ -101,8 +101,9 @@ def monitor_spec(
     settings: Settings, impl: str = "reference", learner: Sequence[str] | None = None
 ) -> ProcessSpec:
     """The drift monitor (`mlops-lab monitor`); it reads the champion's reference from MLflow.
-    With impl "exercises", the retraining runs it triggers run the learner's lab 2 and 3 code
-    (every exercise, or only those in `learner`): it hands the setting to the Airflow run."""
+    With impl "exercises", the monitor's trigger policy and performance are the learner's lab 4
+    code and the retraining runs it triggers run the learner's lab 2 and 3 code (every exercise,
+    or only those in `learner`): it hands the setting to the Airflow run."""
     port = settings.monitor_port
     argv = [sys.executable, "-m", "mlops_lab.cli", "monitor", "--port", str(port)]
     env = {"MLOPS_TRACKING_URI": settings.tracking_uri or settings.mlflow_server_uri}  # never serverless

@@ -59,7 +59,7 @@ from mlops_lab.serving.schemas import (
 )
 from mlops_lab.settings import Settings, Variant
 from mlops_lab.store.db import Store
-from mlops_lab.store.writer import BatchWriter
+from mlops_lab.store.writer import BatchWriter, spilled_rows
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a 5,000-row batch is ~1.5 MB; anything far larger is refused early
 MAX_CLIENT_ID = 128  # characters of X-Client-Id kept: 10,000 buckets must stay a few MB
@@ -144,6 +144,9 @@ def create_app(
         spill_dir=settings.home / "spill",
     )
     metrics.store_queue_depth.labels(variant).set_function(lambda: writer.depth)
+    # Counted at every scrape, so rows a previous process spilled at shutdown are seen as soon as
+    # a server runs again, and stop counting once replay-spill has loaded (and removed) them.
+    metrics.store_spilled_rows.labels(variant).set_function(lambda: spilled_rows(settings.home / "spill"))
     ctx = ServerContext(settings, variant, holder, metrics, writer)
 
     # --8<-- [start:lifespan]

@@ -79,6 +79,13 @@ class ServerMetrics:
             ["variant"],
             registry=r,
         )
+        self.store_spilled_rows = Gauge(
+            "mlops_store_spilled_rows",
+            "Acknowledged predictions in home/spill/ that the store has not got yet "
+            "(the database refused them; mlops-lab store replay-spill loads them)",
+            ["variant"],
+            registry=r,
+        )
         self.store_drops = Counter(
             "mlops_store_drops_total",
             "Predictions refused because the store queue was full (the client got a 503, never a 200)",

@@ -28,6 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from sqlalchemy import exc as sa_exc
 from mlops_lab.store.db import Store
 
 log = logging.getLogger(__name__)
+SPILL_GLOB = "predictions-*.jsonl"  # what _spill writes and replay_spill reads
 
 
 class BatchWriter:
@@ -160,12 +162,21 @@ class BatchWriter:
         log.error("database unavailable at shutdown: spilled %d rows to %s", len(batch), path)
 
 
+def spilled_rows(spill_dir: Path) -> int:
+    """Rows waiting in spill_dir for replay_spill (0 when there is no folder)."""
+    total = 0
+    for path in spill_dir.glob(SPILL_GLOB):
+        with suppress(OSError), path.open("rb") as fh:  # OSError: replayed since the glob
+            total += sum(1 for line in fh if line.strip())
+    return total
+
+
 def replay_spill(store: Store, spill_dir: Path) -> int:
     """Insert spilled rows (skipping ones already stored), then delete each replayed file."""
     from datetime import datetime
 
     count = 0
-    for path in sorted(spill_dir.glob("predictions-*.jsonl")):
+    for path in sorted(spill_dir.glob(SPILL_GLOB)):
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         have = store.prediction_ids()
         fresh = [{**r, "ts": datetime.fromisoformat(r["ts"])} for r in rows if r["request_id"] not in have]

@@ -247,6 +247,9 @@ NOT_IN_STORY = {
     "mlops_lab.store.topk": "mlops-lab store top-risk --impl exercises",
     "mlops_lab.serving.merge": "mlops-lab batch-predict --input <shards folder> --impl exercises",
     "mlops_lab.data.features": "mlops-lab data features --impl exercises",
+    "mlops_lab.monitoring.stats": "make scenario S=lab4/alert-storm IMPL=exercises",
+    "mlops_lab.monitoring.alerts": "make scenario S=lab4/monitor-killed IMPL=exercises",
+    "mlops_lab.monitoring.panels": "make scenario S=lab4/high-cardinality IMPL=exercises",
 }
 
 
