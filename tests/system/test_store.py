@@ -122,6 +122,16 @@ def test_labels_are_idempotent(store: Store) -> None:
     assert len(store.labels_frame()) == 2
 
 
+def test_a_corrected_label_replaces_the_first_only_when_it_is_later(store: Store) -> None:
+    first = utcnow()
+    assert store.insert_labels([{"request_id": "a", "ts": first, "label": 1}]) == 1
+    earlier = first - timedelta(hours=1)  # an old message delivered late changes nothing
+    assert store.insert_labels([{"request_id": "a", "ts": earlier, "label": 0}]) == 0
+    reversed_ = first + timedelta(days=3)  # the chargeback was reversed: the later message wins
+    assert store.insert_labels([{"request_id": "a", "ts": reversed_, "label": 0}]) == 1
+    assert store.labels_frame()["label"].tolist() == [0]
+
+
 def test_a_retried_request_id_is_stored_once_and_does_not_block_the_writer(
     store: Store, tmp_path: Path
 ) -> None:

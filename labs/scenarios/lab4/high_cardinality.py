@@ -23,7 +23,6 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -63,7 +62,7 @@ def run(ctx: Context) -> None:
             f"every {SCRAPE_S} s: {apis['labelled']} (labelled by request) and {apis['fixed']} (the fix)"
         )
         for name, api in apis.items():
-            wait(ctx, scraped(api), f"{name}: Prometheus scrapes its exporter")
+            ctx.until(scraped(api), f"{name}: Prometheus scrapes its exporter", DEADLINE_S)
 
         ctx.inject("request_id becomes a label of mlops_router_requests_total and the latency histogram")
         sent: dict[tuple[str, str], int] = {}
@@ -267,19 +266,3 @@ def exemplars(api: str, metric: str) -> set[str]:
         for e in group["exemplars"]
         if "request_id" in e["labels"]
     }
-
-
-def wait(ctx: Context, predicate: Callable[[], Any], what: str) -> Any:
-    """Poll until `predicate` returns something true; a ScenarioFailed after DEADLINE_S."""
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        try:
-            got = predicate()
-        except httpx.HTTPError:
-            got = None
-        if got:
-            return got
-        time.sleep(0.25)
-    raise ScenarioFailed(
-        f"{what}: not seen within {DEADLINE_S:.0f} s (logs under {ctx.settings.home / 'logs'})"
-    )

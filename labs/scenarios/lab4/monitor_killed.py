@@ -24,7 +24,6 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,6 @@ from mlops_lab.monitoring.alerts import MONITOR_DOWN, render_rules
 from mlops_lab.runtime.supervisor import ProcessSpec, monitor_spec
 
 FOR = "4s"  # instead of the rules' minutes: the scenario waits seconds, not a page's patience
-DEADLINE_S = 60.0  # generous: two shared cores, a Python process starting, Prometheus' first scrape
 JOB = "monitor"
 QUIET_EVALUATIONS = 3
 
@@ -93,11 +91,11 @@ def run(ctx: Context) -> None:
     )
     ctx.supervisor.start_all([monitor, spec])
 
-    wait(ctx, lambda: query(api, f'up{{job="{JOB}"}}') == [1.0], "Prometheus scrapes the monitor (up == 1)")
+    ctx.until(lambda: query(api, f'up{{job="{JOB}"}}') == [1.0], "Prometheus scrapes the monitor (up == 1)")
     ctx.signal(f'up{{job="{JOB}"}} 1; the monitor answers its scrapes')
     # Before the first scrape there is no `up` yet, so absent() may hold for an evaluation or two
     # (pending, never firing: the `for` covers a start). Quiet means quiet for several evaluations.
-    wait(ctx, lambda: down_alerts(api) == [], f"{MONITOR_DOWN} quiet once the monitor is scraped")
+    ctx.until(lambda: down_alerts(api) == [], f"{MONITOR_DOWN} quiet once the monitor is scraped")
     quiet = True
     for _ in range(QUIET_EVALUATIONS):
         time.sleep(1.0)  # one evaluation interval
@@ -112,18 +110,18 @@ def run(ctx: Context) -> None:
     os.killpg(int(state["pgid"]), signal.SIGKILL)
     killed = time.monotonic()
     ctx.inject(f"SIGKILL to the monitor's process group (pid {state['pid']}): the OOM killer, a lost node")
-    wait(ctx, lambda: query(api, f'up{{job="{JOB}"}}') == [0.0], "the next scrape fails: up == 0")
+    ctx.until(lambda: query(api, f'up{{job="{JOB}"}}') == [0.0], "the next scrape fails: up == 0")
     ctx.symptom(
         f'{time.monotonic() - killed:.1f} s later: up{{job="{JOB}"}} 0; every gauge of the monitor goes stale'
     )
     # Polled four times a second, the pending phase (the `for`) is seen; on a starved machine it
     # might not be, and firing is what matters, so either counts here.
-    pending = wait(ctx, lambda: states(api, "pending") or states(api, "firing"), f"{MONITOR_DOWN} is active")
+    pending = ctx.until(lambda: states(api, "pending") or states(api, "firing"), f"{MONITOR_DOWN} is active")
     ctx.signal(
         f"{time.monotonic() - killed:.1f} s after the kill: {MONITOR_DOWN} {pending[0]['state']} "
         f"{describe(pending)}"
     )
-    firing = wait(ctx, lambda: states(api, "firing"), f"{MONITOR_DOWN} fires")
+    firing = ctx.until(lambda: states(api, "firing"), f"{MONITOR_DOWN} fires")
     ctx.signal(f"{time.monotonic() - killed:.1f} s after the kill: {MONITOR_DOWN} firing {describe(firing)}")
     ctx.check(
         any(a["labels"].get("instance") == f"127.0.0.1:{monitor.port}" for a in firing),
@@ -136,10 +134,9 @@ def run(ctx: Context) -> None:
     ctx.inject(
         "the monitor's target is removed from Prometheus' configuration (a deleted pod, a bad edit); reload"
     )
-    wait(ctx, lambda: query(api, f'up{{job="{JOB}"}}') == [], f'up{{job="{JOB}"}} is gone: no series at all')
+    ctx.until(lambda: query(api, f'up{{job="{JOB}"}}') == [], f'up{{job="{JOB}"}} is gone: no series at all')
     ctx.symptom(f'up{{job="{JOB}"}} returns nothing: an alert on up == 0 alone would resolve here, silently')
-    gone = wait(
-        ctx,
+    gone = ctx.until(
         lambda: [a for a in states(api, "firing") if "instance" not in a["labels"]],
         f"{MONITOR_DOWN} fires from absent()",
     )
@@ -151,8 +148,8 @@ def run(ctx: Context) -> None:
     ctx.supervisor.start(monitor)
     write_config(home, monitor.port)
     httpx.post(f"{api}/-/reload", timeout=10).raise_for_status()
-    wait(ctx, lambda: query(api, f'up{{job="{JOB}"}}') == [1.0], "the monitor is scraped again")
-    wait(ctx, lambda: down_alerts(api) == [], f"{MONITOR_DOWN} resolves")
+    ctx.until(lambda: query(api, f'up{{job="{JOB}"}}') == [1.0], "the monitor is scraped again")
+    ctx.until(lambda: down_alerts(api) == [], f"{MONITOR_DOWN} resolves")
     ctx.check(down_alerts(api) == [], f"{MONITOR_DOWN} resolved once the monitor answers again")
     ctx.info("its cursor and cooldown are on disk: it resumes where it stopped, nothing is evaluated twice")
 
@@ -193,20 +190,4 @@ def describe(found: list[dict[str, Any]]) -> str:
     return "; ".join(
         "{" + ", ".join(f"{k}={v}" for k, v in sorted(a["labels"].items()) if k != "alertname") + "}"
         for a in found
-    )
-
-
-def wait(ctx: Context, predicate: Callable[[], Any], what: str) -> Any:
-    """Poll until `predicate` returns something true; a ScenarioFailed after DEADLINE_S."""
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        try:
-            got = predicate()
-        except httpx.HTTPError:
-            got = None
-        if got:
-            return got
-        time.sleep(0.25)
-    raise ScenarioFailed(
-        f"{what}: not seen within {DEADLINE_S:.0f} s (logs under {ctx.settings.home / 'logs'})"
     )

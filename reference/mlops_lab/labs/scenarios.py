@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import shutil
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -210,6 +211,23 @@ class Context:
     def ready(base: str) -> bool:
         return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
 
+    def until(self, predicate: Callable[[], Any], what: str, timeout_s: float = 60.0) -> Any:
+        """Poll until `predicate` returns something true and return it (an HTTP error counts as
+        not yet); ScenarioFailed naming `what` after timeout_s. A deadline, never a budget: the
+        scenario passes however long it takes within it."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                got = predicate()
+            except httpx.HTTPError:
+                got = None
+            if got:
+                return got
+            time.sleep(0.25)
+        raise ScenarioFailed(
+            f"{what}: not seen within {timeout_s:.0f} s (logs under {self.settings.home / 'logs'})"
+        )
+
     @staticmethod
     def wait_for(predicate: Callable[[], Any], timeout_s: float = 30, every_s: float = 0.2) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -323,5 +341,6 @@ def _load_module(path: Path) -> ModuleType:
     if spec is None or spec.loader is None:
         raise LabError(f"{path}: cannot load the scenario")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)
     return module

@@ -106,22 +106,38 @@ class Store:
             conn.execute(statement, list(rows))
 
     def insert_labels(self, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Insert labels, ignoring ones already stored (labels are re-delivered in practice)."""
+        """Store labels; returns how many were new or corrected. A label delivered again is
+        ignored; one delivered again with another value and a later `ts` replaces the stored one
+        (a chargeback reversed, a purchase disputed weeks later: the later message is what is
+        known now, as monitoring.performance.latest_labels reads a window's labels)."""
         if not rows:
             return 0
         with self.engine.begin() as conn:
             have = {
-                r[0]
+                r.request_id: r
                 for r in conn.execute(
-                    sa.select(labels.c.request_id).where(
+                    sa.select(labels.c.request_id, labels.c.label, labels.c.ts).where(
                         labels.c.request_id.in_([r["request_id"] for r in rows])
                     )
                 )
             }
-            fresh = [r for r in rows if r["request_id"] not in have]
+            fresh: dict[str, Mapping[str, Any]] = {}  # a repeat within this call is a re-delivery
+            corrected = []
+            for row in rows:
+                old = have.get(row["request_id"])
+                if old is None:
+                    fresh.setdefault(row["request_id"], row)
+                elif int(row["label"]) != int(old.label) and _utc(row["ts"]) > _utc(old.ts):
+                    corrected.append(row)
             if fresh:
-                conn.execute(labels.insert(), fresh)
-        return len(fresh)
+                conn.execute(labels.insert(), list(fresh.values()))
+            for row in corrected:
+                conn.execute(
+                    labels.update()
+                    .where(labels.c.request_id == row["request_id"])
+                    .values(label=int(row["label"]), ts=row["ts"])
+                )
+        return len(fresh) + len(corrected)
 
     def audit(self, actor: str, action: str, **details: Any) -> None:
         with self.engine.begin() as conn:
