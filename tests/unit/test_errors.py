@@ -9,6 +9,7 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from sqlalchemy import exc as sa_exc
 
 from mlops_lab import cli
 from mlops_lab.cli.common import settings
@@ -37,6 +38,11 @@ def run_main(monkeypatch: pytest.MonkeyPatch, raised: BaseException) -> int:
         (MlflowException("RESOURCE_DOES_NOT_EXIST: nope\nmore"), 1, "error: MLflow: RESOURCE_DOES_NOT_EXIST"),
         (httpx.ConnectError("connection refused"), 1, "error: cannot connect: connection refused"),
         (ConnectionRefusedError("refused"), 1, "error: cannot connect: refused"),
+        (
+            sa_exc.OperationalError("SELECT 1", {}, Exception("unable to open database file")),
+            1,
+            "error: the prediction store: unable to open database file",
+        ),
     ],
 )
 def test_what_the_user_can_act_on_is_one_line(

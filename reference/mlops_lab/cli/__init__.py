@@ -80,10 +80,15 @@ def _is_outside_failure(exc: BaseException) -> bool:
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return True
     name = type(exc).__module__.split(".")[0]
+    if name == "sqlalchemy" and type(exc).__name__ == "OperationalError":
+        return True  # the database is down, or its file cannot be opened (no MLOPS_HOME yet)
     return name in ("httpx", "httpcore", "requests", "urllib3") or type(exc).__name__ == "MlflowException"
 
 
 def _outside_message(exc: BaseException) -> str:
     if type(exc).__name__ == "MlflowException":
         return f"MLflow: {str(exc).splitlines()[0]}"
+    if type(exc).__name__ == "OperationalError":
+        cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        return f"the prediction store: {cause} (MLOPS_STORE_URL, or MLOPS_HOME: `mlops-lab up` creates it)"
     return f"cannot connect: {exc}"
