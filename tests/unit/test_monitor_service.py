@@ -7,12 +7,14 @@ on its own. Windows are 500 rows and K is 2, so each test evaluates a handful of
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import threading
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -237,6 +239,23 @@ def test_irrelevant_drift_never_triggers(registry: Settings, tmp_path: Path, cha
         assert "device_os" in report.verdict.drift.drifted_columns, report.verdict.summary()
         assert not report.decision.trigger and not report.decision.drifted_where_it_matters
     assert rec.reasons == [] and mon.state.policy.consecutive == 0
+
+
+def test_the_monitor_runs_whichever_policy_and_performance_its_part_names(
+    registry: Settings, tmp_path: Path, champion: Any
+) -> None:
+    """How `mlops-lab monitor --impl exercises` runs the learner's lab 4 code: through `part`."""
+    s, traffic = setup(registry, tmp_path, champion)
+    asked: list[str] = []
+
+    def part(name: str) -> ModuleType:
+        asked.append(name)
+        return importlib.import_module(name)
+
+    mon = Monitor(s, trigger=Recorder(), part=part)
+    traffic.send("baseline")
+    assert mon.tick() is not None
+    assert {"mlops_lab.monitoring.policy", "mlops_lab.monitoring.performance"} <= set(asked)
 
 
 def test_trigger_failures_skips_and_data_quality_alarms(

@@ -215,30 +215,30 @@ class Context:
         """Poll until `predicate` returns something true and return it (an HTTP error counts as
         not yet); ScenarioFailed naming `what` after timeout_s. A deadline, never a budget: the
         scenario passes however long it takes within it."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                got = predicate()
-            except httpx.HTTPError:
-                got = None
-            if got:
-                return got
-            time.sleep(0.25)
-        raise ScenarioFailed(
-            f"{what}: not seen within {timeout_s:.0f} s (logs under {self.settings.home / 'logs'})"
-        )
+        got = _poll(predicate, timeout_s, 0.25)
+        if not got:
+            logs = self.settings.home / "logs"
+            raise ScenarioFailed(f"{what}: not seen within {timeout_s:.0f} s (logs under {logs})")
+        return got
 
     @staticmethod
     def wait_for(predicate: Callable[[], Any], timeout_s: float = 30, every_s: float = 0.2) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if predicate():
-                    return True
-            except httpx.HTTPError:
-                pass
-            time.sleep(every_s)
-        return False
+        return bool(_poll(predicate, timeout_s, every_s))
+
+
+def _poll(predicate: Callable[[], Any], timeout_s: float, every_s: float) -> Any:
+    """The first true value `predicate` returns within timeout_s (None if none; an HTTP error
+    counts as not yet)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            got = predicate()
+        except httpx.HTTPError:
+            got = None
+        if got:
+            return got
+        time.sleep(every_s)
+    return None
 
 
 def scenario_settings(base: Settings, scenario: Scenario) -> Settings:

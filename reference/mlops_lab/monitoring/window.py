@@ -44,7 +44,7 @@ class WindowVerdict:
     drift: DriftResult | None  # None when the window cannot be compared (see data_quality)
     score: ColumnDrift | None
     importance: dict[str, float]  # the champion's feature importance, summing to 1
-    data_quality: tuple[str, ...]  # SCHEMA.problems of the window: an alarm, not a trigger
+    data_quality: tuple[str, ...]  # SCHEMA.problems and unit_changes: an alarm; it holds the trigger
     realized: Realized | None  # None until enough labels of this window have arrived
     estimate: Estimate
     threshold: float
