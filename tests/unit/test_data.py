@@ -121,3 +121,14 @@ def test_delayed_labels_are_deterministic_and_arrive_later() -> None:
     assert (delays >= 0).all() and 20 < delays.mean() < 40
     rate = np.mean([lab.label for lab in first])
     assert rate == pytest.approx(fraud_probability(frame).mean(), abs=0.015)
+
+
+def test_delayed_labels_of_a_fraud_wave_carry_its_fraud_rate() -> None:
+    """Labels drawn with the baseline truth would turn prior_shift traffic back into baseline."""
+    frame = generate("prior_shift", 20_000, seed=6)
+    frame["request_id"] = [f"w{i}" for i in range(len(frame))]
+    frame["ts"] = datetime(2026, 1, 1, tzinfo=UTC)
+    wave = np.mean([lab.label for lab in delayed_labels(frame, 30, concept="prior_shift")])
+    plain = np.mean([lab.label for lab in delayed_labels(frame, 30)])
+    assert wave == pytest.approx(frame["is_fraud"].mean(), abs=0.01)
+    assert plain < 0.6 * wave

@@ -3,9 +3,9 @@
 Real data throughout: windows of 20,000 generated transactions, one a second (about 5.5 hours),
 scored by a real model (labs.grading.fit_tiny_model, which flags about 5% of them), and label
 arrival times from the label feed, mlops_lab.data.labels.delayed_labels (exponential delays, one
-hour on average). The label values are each scenario's own ground truth (the generator's
-is_fraud): delayed_labels redraws a label from P(fraud | features) of the baseline or the
-concept_drift world, and a fraud wave (prior_shift) changes exactly that probability.
+hour on average). The label values are each scenario's own draws (the generator's is_fraud),
+the exact truth of these rows: a fraud wave (prior_shift) changes P(fraud | features), which is
+why a label feed must be told which world it labels (delayed_labels(..., concept=...)).
 
 First the arithmetic, exact, against truth computed here from the same labels: the rows whose
 label arrived, re-deliveries, corrections, other windows' labels, coverage, undefined ratios,

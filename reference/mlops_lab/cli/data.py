@@ -46,7 +46,7 @@ def generate(
 @data_app.command("labels")
 def labels(
     concept: Annotated[
-        str, typer.Option(help="ground truth to label with: baseline or concept_drift")
+        str, typer.Option(help="ground truth to label with: baseline, prior_shift or concept_drift")
     ] = "baseline",
 ) -> None:
     """Deliver the chargeback labels that have arrived by now into the store."""

@@ -141,9 +141,9 @@ def _main() -> None:
         window["request_id"] = [f"{scenario}-{i}" for i in range(rows)]
         window["ts"] = [start + timedelta(seconds=i) for i in range(rows)]
         window["flagged"] = scores(model, window[SCHEMA.names]) >= threshold
-        # Arrival times from the label feed; the values from the scenario's own ground truth,
-        # because delayed_labels redraws labels from P(label | features), which a fraud wave
-        # changes and it does not model.
+        # Arrival times from the label feed; the values are the scenario's own draws (is_fraud),
+        # the exact truth of these rows (delayed_labels with concept=scenario would redraw them
+        # from the same P(label | features)).
         arrives = [label.arrives_at for label in delayed_labels(window, mean_delay_s)]
         feed = pd.DataFrame(
             {"request_id": window["request_id"], "ts": arrives, "label": window[SCHEMA.label]}
