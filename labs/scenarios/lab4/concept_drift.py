@@ -29,9 +29,9 @@ from mlops_lab.data.generator import generate
 from mlops_lab.data.labels import delayed_labels
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.labs.scenarios import Context
+from mlops_lab.labs.testbed import champion_in_memory, performance_on
 from mlops_lab.lifecycle import model as fraud_model
-from mlops_lab.lifecycle.train import Fitted, fit, reference_sample
-from mlops_lab.monitoring.importance import feature_importance
+from mlops_lab.lifecycle.train import Fitted, fit
 from mlops_lab.monitoring.policy import PolicyState, TriggerPolicy
 from mlops_lab.monitoring.simulate import START, STEP, fast_drift, verdict_of
 
@@ -51,9 +51,7 @@ def run(ctx: Context) -> None:
     ctx.module("drift-stats")  # fast_drift resolves the statistics through ctx.choice.resolve
     np.seterr(all="ignore")
     s = ctx.settings
-    fitted = fit(s, generate("baseline", 20_000, seed=1))
-    reference = reference_sample(fitted)
-    importance = feature_importance(fitted.pipeline, reference)
+    fitted, reference, importance = champion_in_memory(s)
     expected = fitted.metrics["precision"]
     # The policy is not this scenario's exercise: the reference plays it (lab4/alert-storm runs yours).
     policy, state = TriggerPolicy.from_settings(s), PolicyState()
@@ -157,9 +155,8 @@ def run(ctx: Context) -> None:
     fresh = served[(served["window"] >= BEFORE) & served["request_id"].isin(arrived)]
     retrained = fit(s, fresh[[*SCHEMA.names, SCHEMA.label]].reset_index(drop=True))
     future = generate("concept_drift", 60_000, seed=21)
-    y, x = future[SCHEMA.label].to_numpy(), future[SCHEMA.names]
     auc = {
-        name: fraud_model.metrics(y, fraud_model.scores(model.pipeline, x), model.threshold)
+        name: performance_on(model, future)
         for name, model in (("champion", fitted), ("rollback", previous), ("retrained", retrained))
     }
     ctx.signal(

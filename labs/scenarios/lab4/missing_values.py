@@ -23,9 +23,7 @@ import numpy as np
 from mlops_lab.data.generator import features_only, generate
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.labs.scenarios import Context
-from mlops_lab.lifecycle import model as fraud_model
-from mlops_lab.lifecycle.train import fit, reference_sample
-from mlops_lab.monitoring.importance import feature_importance
+from mlops_lab.labs.testbed import champion_in_memory, performance_on
 from mlops_lab.monitoring.metrics import MonitorMetrics
 from mlops_lab.monitoring.policy import PolicyState, TriggerPolicy
 from mlops_lab.monitoring.simulate import START, STEP, fast_drift, verdict_of, windows_of
@@ -38,9 +36,7 @@ BLANKED = ("distance_from_home_km", "account_age_days")
 def run(ctx: Context) -> None:
     stats = ctx.module("drift-stats")
     np.seterr(all="ignore")
-    fitted = fit(ctx.settings, generate("baseline", 20_000, seed=1))
-    reference = reference_sample(fitted)
-    importance = feature_importance(fitted.pipeline, reference)
+    fitted, reference, importance = champion_in_memory(ctx.settings)
     # The policy is not this scenario's exercise: the reference plays it (lab4/alert-storm runs yours).
     policy, state, metrics = TriggerPolicy.from_settings(ctx.settings), PolicyState(), MonitorMetrics()
     allowed = ctx.settings.monitor_max_null_fraction
@@ -73,12 +69,7 @@ def run(ctx: Context) -> None:
         now += STEP
 
     clean, blank = generate("baseline", 60_000, seed=8), generate("missing_values", 60_000, seed=8)
-    a, b = (
-        fraud_model.metrics(
-            f[SCHEMA.label].to_numpy(), fraud_model.scores(fitted.pipeline, f[SCHEMA.names]), fitted.threshold
-        )
-        for f in (clean, blank)
-    )
+    a, b = (performance_on(fitted, f) for f in (clean, blank))
     ctx.symptom(
         f"no error anywhere: the model imputes the median and scores every row (recall "
         f"{a['recall']:.3f} on clean rows, {b['recall']:.3f} on these; precision {a['precision']:.3f} "

@@ -28,9 +28,8 @@ import pandas as pd
 from mlops_lab.data.generator import features_only, generate
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.labs.scenarios import Context
-from mlops_lab.lifecycle import model as fraud_model
-from mlops_lab.lifecycle.train import fit, reference_sample
-from mlops_lab.monitoring.importance import feature_importance
+from mlops_lab.labs.testbed import champion_in_memory, performance_on
+from mlops_lab.lifecycle.train import fit
 from mlops_lab.monitoring.metrics import MonitorMetrics
 from mlops_lab.monitoring.simulate import START, STEP, fast_drift, verdict_of, windows_of
 from mlops_lab.monitoring.window import unit_changes
@@ -47,9 +46,7 @@ def run(ctx: Context) -> None:
     gate = ctx.module("validation-gate")
     np.seterr(all="ignore")
     s = ctx.settings
-    fitted = fit(s, generate("baseline", 20_000, seed=1))
-    reference = reference_sample(fitted)
-    importance = feature_importance(fitted.pipeline, reference)
+    fitted, reference, importance = champion_in_memory(s)
     metrics = MonitorMetrics()
     ctx.info(
         f"setup: a champion fitted on 20,000 baseline rows: precision {fitted.metrics['precision']:.3f}, "
@@ -64,11 +61,7 @@ def run(ctx: Context) -> None:
         f"{reference[COLUMN].median():,.2f}, {WINDOWS} windows of {WINDOW_ROWS} rows"
     )
     served = generate("unit_bug", 60_000, seed=10)
-    hit = fraud_model.metrics(
-        served[SCHEMA.label].to_numpy(),
-        fraud_model.scores(fitted.pipeline, served[SCHEMA.names]),
-        fitted.threshold,
-    )
+    hit = performance_on(fitted, served)
     ctx.symptom(
         f"the champion now flags {hit['flagged_rate']:.1%} of transactions "
         f"({hit['flagged_rate'] / s.flag_budget:.0f}x the review team's budget) at precision "
@@ -119,10 +112,8 @@ def run(ctx: Context) -> None:
     # ---- what a retrain on the cents would have done
     learnt = fit(s, generate("unit_bug", 20_000, seed=11))
     dollars = generate("baseline", 60_000, seed=12)
-    y, x = dollars[SCHEMA.label].to_numpy(), dollars[SCHEMA.names]
     on_cents = learnt.metrics
-    after_fix = fraud_model.metrics(y, fraud_model.scores(learnt.pipeline, x), learnt.threshold)
-    champion = fraud_model.metrics(y, fraud_model.scores(fitted.pipeline, x), fitted.threshold)
+    after_fix, champion = performance_on(learnt, dollars), performance_on(fitted, dollars)
     ctx.info(
         f"a model refitted on 20,000 cents rows: recall {on_cents['recall']:.3f} on cents (it learnt "
         f"them); the day the producer is fixed it flags {after_fix['flagged_rate']:.1%} and catches "
@@ -136,11 +127,7 @@ def run(ctx: Context) -> None:
     )
     fixed = served.copy()
     fixed[COLUMN] = fixed[COLUMN] / 100
-    back = fraud_model.metrics(
-        fixed[SCHEMA.label].to_numpy(),
-        fraud_model.scores(fitted.pipeline, fixed[SCHEMA.names]),
-        fitted.threshold,
-    )
+    back = performance_on(fitted, fixed)
     ctx.mitigate(
         f"fix the producer (or convert at the boundary): the champion on the same traffic in dollars flags "
         f"{back['flagged_rate']:.1%} at precision {back['precision']:.3f} again; no retrain"
