@@ -24,8 +24,15 @@ import pandas as pd
 from mlops_lab.data.generator import features_only, generate
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.labs.scenarios import Context
-from mlops_lab.labs.testbed import champion_in_memory
-from mlops_lab.monitoring.simulate import Stream, fast_drift, shifted, stream, verdict_of, windows_of
+from mlops_lab.monitoring.simulate import (
+    Stream,
+    champion,
+    fast_drift,
+    shifted,
+    stream,
+    verdict_of,
+    windows_of,
+)
 
 WINDOW_ROWS = 500
 CLEAN_WINDOWS = 500
@@ -37,7 +44,7 @@ def run(ctx: Context) -> None:
     ctx.module("drift-stats")  # fast_drift resolves the statistics through ctx.choice.resolve
     policy = ctx.module("trigger-policy").TriggerPolicy.from_settings(ctx.settings)
     np.seterr(all="ignore")
-    _, reference, importance = champion_in_memory(ctx.settings)
+    _, reference, importance = champion(ctx.settings)
     ctx.info(
         f"setup: a champion fitted on 20,000 baseline rows; its reference sample ({len(reference):,} rows) "
         "and feature importance, as the monitor loads them"

@@ -29,11 +29,10 @@ from mlops_lab.data.generator import generate
 from mlops_lab.data.labels import delayed_labels
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.labs.scenarios import Context
-from mlops_lab.labs.testbed import champion_in_memory, performance_on
 from mlops_lab.lifecycle import model as fraud_model
 from mlops_lab.lifecycle.train import Fitted, fit
 from mlops_lab.monitoring.policy import PolicyState, TriggerPolicy
-from mlops_lab.monitoring.simulate import START, STEP, fast_drift, verdict_of
+from mlops_lab.monitoring.simulate import START, STEP, champion, fast_drift, verdict_of
 
 WINDOW_ROWS = 500
 BEFORE, AFTER = 20, 40  # windows of the old world, then of the new one
@@ -51,7 +50,7 @@ def run(ctx: Context) -> None:
     ctx.module("drift-stats")  # fast_drift resolves the statistics through ctx.choice.resolve
     np.seterr(all="ignore")
     s = ctx.settings
-    fitted, reference, importance = champion_in_memory(s)
+    fitted, reference, importance = champion(s)
     expected = fitted.metrics["precision"]
     # The policy is not this scenario's exercise: the reference plays it (lab4/alert-storm runs yours).
     policy, state = TriggerPolicy.from_settings(s), PolicyState()
@@ -156,7 +155,7 @@ def run(ctx: Context) -> None:
     retrained = fit(s, fresh[[*SCHEMA.names, SCHEMA.label]].reset_index(drop=True))
     future = generate("concept_drift", 60_000, seed=21)
     auc = {
-        name: performance_on(model, future)
+        name: model.metrics_on(future)
         for name, model in (("champion", fitted), ("rollback", previous), ("retrained", retrained))
     }
     ctx.signal(

@@ -21,9 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mlops_lab.data.generator import features_only, generate
 from mlops_lab.labs.scenarios import Context
-from mlops_lab.labs.testbed import champion_in_memory, performance_on
 from mlops_lab.monitoring.metrics import MonitorMetrics
-from mlops_lab.monitoring.simulate import START, STEP, fast_drift, verdict_of, windows_of
+from mlops_lab.monitoring.simulate import START, STEP, champion, fast_drift, verdict_of, windows_of
 
 WINDOW_ROWS = 500
 WINDOWS = 30
@@ -36,7 +35,7 @@ def run(ctx: Context) -> None:
     policy = policies.TriggerPolicy.from_settings(ctx.settings)
     state = policies.PolicyState()
     np.seterr(all="ignore")
-    fitted, reference, importance = champion_in_memory(ctx.settings)
+    fitted, reference, importance = champion(ctx.settings)
     metrics = MonitorMetrics()
     ctx.info(
         f"setup: a champion fitted on 20,000 baseline rows; {COLUMN} carries {importance[COLUMN]:.1%} of its "
@@ -91,7 +90,7 @@ def run(ctx: Context) -> None:
 
     # Did the model have anything to fix? Its ranking on the drifted traffic, against clean traffic.
     clean, moved = generate("baseline", 60_000, seed=6), generate("irrelevant_drift", 60_000, seed=6)
-    a, b = (performance_on(fitted, f) for f in (clean, moved))
+    a, b = (fitted.metrics_on(f) for f in (clean, moved))
     ctx.info(
         f"the champion on 60,000 rows each: ROC-AUC {a['roc_auc']:.3f} clean vs {b['roc_auc']:.3f} drifted, "
         f"PR-AUC {a['pr_auc']:.3f} vs {b['pr_auc']:.3f}: the ranking did not move"

@@ -23,10 +23,9 @@ import numpy as np
 from mlops_lab.data.generator import features_only, generate
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.labs.scenarios import Context
-from mlops_lab.labs.testbed import champion_in_memory, performance_on
 from mlops_lab.monitoring.metrics import MonitorMetrics
 from mlops_lab.monitoring.policy import PolicyState, TriggerPolicy
-from mlops_lab.monitoring.simulate import START, STEP, fast_drift, verdict_of, windows_of
+from mlops_lab.monitoring.simulate import START, STEP, champion, fast_drift, verdict_of, windows_of
 
 WINDOW_ROWS = 500
 WINDOWS = 20
@@ -36,7 +35,7 @@ BLANKED = ("distance_from_home_km", "account_age_days")
 def run(ctx: Context) -> None:
     stats = ctx.module("drift-stats")
     np.seterr(all="ignore")
-    fitted, reference, importance = champion_in_memory(ctx.settings)
+    fitted, reference, importance = champion(ctx.settings)
     # The policy is not this scenario's exercise: the reference plays it (lab4/alert-storm runs yours).
     policy, state, metrics = TriggerPolicy.from_settings(ctx.settings), PolicyState(), MonitorMetrics()
     allowed = ctx.settings.monitor_max_null_fraction
@@ -69,7 +68,7 @@ def run(ctx: Context) -> None:
         now += STEP
 
     clean, blank = generate("baseline", 60_000, seed=8), generate("missing_values", 60_000, seed=8)
-    a, b = (performance_on(fitted, f) for f in (clean, blank))
+    a, b = (fitted.metrics_on(f) for f in (clean, blank))
     ctx.symptom(
         f"no error anywhere: the model imputes the median and scores every row (recall "
         f"{a['recall']:.3f} on clean rows, {b['recall']:.3f} on these; precision {a['precision']:.3f} "

@@ -28,10 +28,9 @@ import pandas as pd
 from mlops_lab.data.generator import features_only, generate
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.labs.scenarios import Context
-from mlops_lab.labs.testbed import champion_in_memory, performance_on
 from mlops_lab.lifecycle.train import fit
 from mlops_lab.monitoring.metrics import MonitorMetrics
-from mlops_lab.monitoring.simulate import START, STEP, fast_drift, verdict_of, windows_of
+from mlops_lab.monitoring.simulate import START, STEP, champion, fast_drift, verdict_of, windows_of
 from mlops_lab.monitoring.window import unit_changes
 
 WINDOW_ROWS = 500
@@ -46,7 +45,7 @@ def run(ctx: Context) -> None:
     gate = ctx.module("validation-gate")
     np.seterr(all="ignore")
     s = ctx.settings
-    fitted, reference, importance = champion_in_memory(s)
+    fitted, reference, importance = champion(s)
     metrics = MonitorMetrics()
     ctx.info(
         f"setup: a champion fitted on 20,000 baseline rows: precision {fitted.metrics['precision']:.3f}, "
@@ -61,7 +60,7 @@ def run(ctx: Context) -> None:
         f"{reference[COLUMN].median():,.2f}, {WINDOWS} windows of {WINDOW_ROWS} rows"
     )
     served = generate("unit_bug", 60_000, seed=10)
-    hit = performance_on(fitted, served)
+    hit = fitted.metrics_on(served)
     ctx.symptom(
         f"the champion now flags {hit['flagged_rate']:.1%} of transactions "
         f"({hit['flagged_rate'] / s.flag_budget:.0f}x the review team's budget) at precision "
@@ -113,21 +112,21 @@ def run(ctx: Context) -> None:
     learnt = fit(s, generate("unit_bug", 20_000, seed=11))
     dollars = generate("baseline", 60_000, seed=12)
     on_cents = learnt.metrics
-    after_fix, champion = performance_on(learnt, dollars), performance_on(fitted, dollars)
+    after_fix, as_is = learnt.metrics_on(dollars), fitted.metrics_on(dollars)
     ctx.info(
         f"a model refitted on 20,000 cents rows: recall {on_cents['recall']:.3f} on cents (it learnt "
         f"them); the day the producer is fixed it flags {after_fix['flagged_rate']:.1%} and catches "
-        f"{after_fix['recall']:.1%} of fraud, where the champion flags {champion['flagged_rate']:.1%} and "
-        f"catches {champion['recall']:.1%}"
+        f"{after_fix['recall']:.1%} of fraud, where the champion flags {as_is['flagged_rate']:.1%} and "
+        f"catches {as_is['recall']:.1%}"
     )
     ctx.check(
-        after_fix["recall"] < 0.5 * champion["recall"],
+        after_fix["recall"] < 0.5 * as_is["recall"],
         f"retraining fixes nothing: the refitted model loses over half the recall once dollars return "
-        f"({after_fix['recall']:.3f} vs {champion['recall']:.3f})",
+        f"({after_fix['recall']:.3f} vs {as_is['recall']:.3f})",
     )
     fixed = served.copy()
     fixed[COLUMN] = fixed[COLUMN] / 100
-    back = performance_on(fitted, fixed)
+    back = fitted.metrics_on(fixed)
     ctx.mitigate(
         f"fix the producer (or convert at the boundary): the champion on the same traffic in dollars flags "
         f"{back['flagged_rate']:.1%} at precision {back['precision']:.3f} again; no retrain"

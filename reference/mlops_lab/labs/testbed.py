@@ -1,6 +1,6 @@
-"""The scenarios' test bed: production traffic logged to the store as the model server logs it,
-the model versions a run registered (lab 3's scenarios, `Context.pipeline_home`, the pipeline
-tests), and a champion fitted in memory with the monitor's view of it (lab 4's scenarios).
+"""The retraining pipeline's test bed: production traffic logged to the store as the model server
+logs it, and the model versions a run registered. Used by the lab 3 scenarios
+(`Context.pipeline_home`) and the pipeline tests.
 
     python -m mlops_lab.labs.testbed      # logs a little traffic into a throwaway store, reads it back
 
@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 import pandas as pd
 
 from mlops_lab.data.generator import generate
-from mlops_lab.data.schema import ENTITY, LABEL, SCHEMA
-from mlops_lab.lifecycle import model as fraud_model
+from mlops_lab.data.schema import ENTITY, LABEL
 from mlops_lab.lifecycle.tracking import client_for
-from mlops_lab.lifecycle.train import Fitted, fit, reference_sample
-from mlops_lab.monitoring.importance import feature_importance
 from mlops_lab.settings import Settings, get_settings
 from mlops_lab.store.db import Store
 
@@ -79,27 +76,6 @@ def log_traffic(
     finally:
         store.dispose()
     return frame
-
-
-class InMemoryChampion(NamedTuple):
-    fitted: Fitted  # the model, its threshold and its holdout metrics
-    reference: pd.DataFrame  # what the monitor compares windows with (lifecycle.train.reference_sample)
-    importance: dict[str, float]  # its permutation importance on the reference
-
-
-def champion_in_memory(settings: Settings, rows: int = 20_000, seed: int = 1) -> InMemoryChampion:
-    """A champion fitted in this process on baseline rows, with no registry: the monitor's side of
-    it (reference sample, importance) for scenarios that stream windows through the policy."""
-    fitted = fit(settings, generate("baseline", rows, seed=seed))
-    reference = reference_sample(fitted)
-    return InMemoryChampion(fitted, reference, feature_importance(fitted.pipeline, reference))
-
-
-def performance_on(fitted: Fitted, frame: pd.DataFrame) -> dict[str, float]:
-    """The model's metrics (precision, recall, flagged_rate, roc_auc, ...) at its threshold on a
-    labelled frame."""
-    scored = fraud_model.scores(fitted.pipeline, frame[SCHEMA.names])
-    return fraud_model.metrics(frame[LABEL].to_numpy(), scored, fitted.threshold)
 
 
 def versions(settings: Settings) -> list[str]:

@@ -115,6 +115,11 @@ class Fitted:
         """The held-out rows with their label column: what the gate evaluates the version on."""
         return pd.concat([self.x_hold, self.y_hold], axis=1)
 
+    def metrics_on(self, frame: pd.DataFrame) -> dict[str, float]:
+        """The same metrics as `metrics`, at the same threshold, on another labelled frame."""
+        scored = fraud_model.scores(self.pipeline, frame[SCHEMA.names])
+        return fraud_model.metrics(frame[SCHEMA.label].to_numpy(), scored, self.threshold)
+
 
 class LogAndRegister(Protocol):
     def __call__(

@@ -22,15 +22,19 @@ import importlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from mlops_lab.data.generator import generate
 from mlops_lab.data.schema import SCHEMA
+from mlops_lab.lifecycle.train import Fitted, fit, reference_sample
 from mlops_lab.monitoring.drift import ColumnDrift, DriftResult
+from mlops_lab.monitoring.importance import feature_importance
 from mlops_lab.monitoring.window import Estimate, WindowVerdict
 from mlops_lab.parts import Part
+from mlops_lab.settings import Settings
 
 STATS = "mlops_lab.monitoring.stats"
 DISTANCE_THRESHOLD = 0.1  # Evidently's default for its distances
@@ -84,6 +88,20 @@ def _present(column: pd.Series, numeric: bool) -> np.ndarray:
     cost ten times more to count)."""
     values = column.to_numpy(dtype=float if numeric else object)
     return values[~pd.isna(values)]
+
+
+class Champion(NamedTuple):
+    fitted: Fitted  # the model, its threshold and its holdout metrics
+    reference: pd.DataFrame  # what windows are compared with (lifecycle.train.reference_sample)
+    importance: dict[str, float]  # its permutation importance on the reference
+
+
+def champion(settings: Settings, rows: int = 20_000, seed: int = 1) -> Champion:
+    """A champion fitted in this process on baseline rows, with no registry, and the monitor's
+    view of it: what a simulation (and lab 4's scenarios) streams windows against."""
+    fitted = fit(settings, generate("baseline", rows, seed=seed))
+    reference = reference_sample(fitted)
+    return Champion(fitted, reference, feature_importance(fitted.pipeline, reference))
 
 
 def verdict_of(drift: DriftResult, importance: dict[str, float], rows: int | None = None) -> WindowVerdict:
@@ -171,9 +189,8 @@ def stream(
 
 
 def _main() -> None:
-    from mlops_lab.data.generator import features_only, generate
+    from mlops_lab.data.generator import features_only
     from mlops_lab.lifecycle.model import Hyperparams, build_pipeline
-    from mlops_lab.monitoring.importance import feature_importance
     from mlops_lab.monitoring.policy import TriggerPolicy
 
     np.seterr(all="ignore")
