@@ -88,6 +88,10 @@ def _docs_hook() -> ModuleType:
 @pytest.mark.timeout(NOTEBOOK_TIMEOUT_S + 60)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_notebook_executes(path: Path, tmp_path: Path) -> None:
+    # Lab 4's notebook draws the dashboard from a real Prometheus: `make setup` installs Debian's
+    # package as root; a laptop without it skips (CI refuses to, like the promtool tests).
+    if path.stem == "04-observability" and shutil.which("prometheus") is None and not os.environ.get("CI"):
+        pytest.skip("prometheus not installed (apt-get install prometheus, brew install prometheus)")
     started = time.monotonic()
     run_dir = tmp_path / "run"
     run_dir.mkdir()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,10 @@ def cli(*args: str, home: Path, input_text: str | None = None) -> subprocess.Com
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.skipif(
+    shutil.which("promtool") is None and not os.environ.get("CI"),
+    reason="promtool not installed: lab 4's alert graders run it (make setup installs Debian's prometheus)",
+)
 def test_verify(tmp_path: Path) -> None:
     """Every grader passes on the reference and fails on the pristine skeleton; nothing unlisted."""
     r = cli("lab", "verify", home=tmp_path)
