@@ -20,10 +20,12 @@ restart (saved atomically, loaded strictly), a pure `decide`.
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import os
+import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -36,7 +38,7 @@ from mlops_lab.bench.canary import clopper_pearson_upper
 from mlops_lab.data.generator import features_only, generate
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.errors import BrokenStateFile
-from mlops_lab.labs.grading import TinyModel
+from mlops_lab.labs.grading import TinyModel, cached
 from mlops_lab.monitoring.importance import feature_importance
 from mlops_lab.monitoring.simulate import START, fast_drift, shifted, stream, verdict_of, windows_of
 from mlops_lab.monitoring.window import WindowVerdict, unit_changes
@@ -78,9 +80,39 @@ class World:
 
 
 @pytest.fixture(scope="session")
-def world(tiny_model: TinyModel) -> World:
-    """Every verdict the checks use, computed once: about 800 windows through fast_drift (15 to
-    25 ms each on a busy laptop core), the grader's one real cost."""
+def world(request: pytest.FixtureRequest) -> World:
+    """Every verdict the checks use: about 800 windows through fast_drift (10 to 25 ms each on
+    a laptop core), the grader's one real cost, so it is kept between runs (labs.grading.cached,
+    rebuilt when any module it comes from changes)."""
+    sources = [sys.modules[__name__], *(importlib.import_module(name) for name in WORLD_SOURCES)]
+    kept = cached(
+        "lab4-policy-world", sources, lambda: vars_of(build_world(request.getfixturevalue("tiny_model")))
+    )
+    return World(**kept)
+
+
+# What the world's verdicts are computed with: a change to any of them rebuilds the cached world.
+WORLD_SOURCES = (
+    "mlops_lab.data.generator",
+    "mlops_lab.data.schema",
+    "mlops_lab.labs.grading",
+    "mlops_lab.lifecycle.model",
+    "mlops_lab.monitoring.drift",
+    "mlops_lab.monitoring.importance",
+    "mlops_lab.monitoring.performance",
+    "mlops_lab.monitoring.simulate",
+    "mlops_lab.monitoring.stats",
+    "mlops_lab.monitoring.window",
+    "mlops_lab.pipeline.validate",
+    "mlops_lab.settings",
+)
+
+
+def vars_of(world: World) -> dict[str, Any]:
+    return {f.name: getattr(world, f.name) for f in fields(World)}
+
+
+def build_world(tiny_model: TinyModel) -> World:
     reference = features_only(generate("baseline", 5_000, seed=2))
     importance = feature_importance(tiny_model.pipeline, reference)
     top = max(SCHEMA.numeric, key=lambda name: importance[name])
