@@ -72,7 +72,8 @@ def precision_ratio(min_labelled: int = 200) -> str:
 
 class Panels(Mapping[str, str]):
     """Panel title -> its PromQL, read from the functions each time it is looked up (so that the
-    module whose functions they are decides, and a module with a TODO still imports)."""
+    module whose functions they are decides, and a learner's module whose functions are not
+    written yet still imports)."""
 
     def __init__(self, queries: Mapping[str, Callable[[], str]]) -> None:
         self._queries = dict(queries)
