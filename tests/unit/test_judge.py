@@ -7,18 +7,13 @@ import pytest
 from starlette.testclient import TestClient
 
 from mlops_lab.canary.evidence import judge_frame
-from mlops_lab.canary.judge import (
-    Expectation,
-    JudgeConfig,
-    Paired,
-    Variant,
-    expectation_from_scores,
-    judge,
-    spending,
-)
-from mlops_lab.canary.router import bucket_of, create_router, shadow_id
+from mlops_lab.canary.expectation import expectation_from_scores
+from mlops_lab.canary.judge import judge, spending
+from mlops_lab.canary.judgement import Expectation, JudgeConfig, Paired, Variant
+from mlops_lab.canary.router import create_router
+from mlops_lab.canary.split import bucket_of
 from mlops_lab.canary.state import Rollout
-from mlops_lab.canary.weights import Weights
+from mlops_lab.canary.weights import Weights, shadow_id
 
 from ..conftest import make_settings
 

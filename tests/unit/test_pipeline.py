@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from mlops_lab.canary.judge import Expectation
+from mlops_lab.canary.judgement import Expectation
 from mlops_lab.data.generator import generate
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.lifecycle.tracking import CHALLENGER, client_for, version_by_alias

@@ -31,15 +31,9 @@ from scipy.stats import beta
 
 from mlops_lab.bench.report import write_outputs
 from mlops_lab.canary.controller import judge_config
-from mlops_lab.canary.judge import (
-    Expectation,
-    JudgeConfig,
-    Paired,
-    Variant,
-    expectation_from_scores,
-    judge,
-    logit,
-)
+from mlops_lab.canary.expectation import expectation_from_scores
+from mlops_lab.canary.judge import judge
+from mlops_lab.canary.judgement import Expectation, JudgeConfig, Paired, Variant, logit
 from mlops_lab.data.generator import features_only, generate
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.lifecycle.model import Hyperparams, budget_threshold, build_pipeline, scores

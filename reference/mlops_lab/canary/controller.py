@@ -12,11 +12,12 @@
 
 Each `tick` does one bounded piece of work and writes the state file (atomically) before
 and after anything it changes outside, so a controller killed at any point resumes where it
-was: every action is idempotent (set weights, move an alias, reload a server). Ordering keeps
-one invariant: the router never sends more than the last step's share to a version that is
-not @champion. Promotion moves @champion first, reloads stable, and only then returns the
-router to 100/0; when MLflow is down it retries, leaving the router at the last step. Rollback
-moves the router to 0% first (stop the harm), then clears @challenger.
+was: every action is idempotent (set weights, move an alias, reload a server). The phases
+themselves (`canary.rollout`, lab 5's `controller-tick`) act through this class as their
+`World`; their order keeps one invariant: the router never sends more than the last step's
+share to a version that is not @champion. Promotion moves @champion first, reloads stable, and
+only then returns the router to 100/0; when MLflow is down it retries, leaving the router at
+the last step. Rollback moves the router to 0% first (stop the harm), then clears @challenger.
 
 Every transition goes to the audit log (actor "canary-controller") and to Prometheus.
 """
@@ -24,6 +25,7 @@ Every transition goes to the audit log (actor "canary-controller") and to Promet
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import threading
@@ -37,9 +39,10 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from mlops_lab.canary.evidence import judge_frame
-from mlops_lab.canary.judge import JudgeConfig, Judgement
+from mlops_lab.canary.judgement import JudgeConfig, Judgement
 from mlops_lab.canary.state import (
     PHASES,
+    Plan,
     Rollout,
     abort_path,
     controller_lock,
@@ -49,12 +52,15 @@ from mlops_lab.canary.state import (
 from mlops_lab.errors import UserError
 from mlops_lab.lifecycle import registry
 from mlops_lab.lifecycle.tracking import CHALLENGER, CHAMPION, client_for, version_by_alias
+from mlops_lab.parts import Part
 from mlops_lab.settings import Settings
 from mlops_lab.store.db import Store
 
 log = logging.getLogger("mlops_lab.canary")
 
 ACTOR = "canary-controller"
+# The lab 5 exercises the controller runs through its Part: one tick of the state machine, the verdict.
+ROLLOUT, JUDGE = "mlops_lab.canary.rollout", "mlops_lab.canary.judge"
 EXPECTATION_TAG = "canary_expectation"
 
 
@@ -157,8 +163,11 @@ class Controller:
         metrics: ControllerMetrics | None = None,
         clock: Callable[[], float] = time.time,
         on_transition: Callable[[Rollout], None] | None = None,
+        part: Part = importlib.import_module,
     ) -> None:
         self.settings = settings
+        self.part = part  # whose rollout tick and judge run (the reference's unless a learner's)
+        self.plan = Plan.of(settings)
         self.services = services or Services(settings)
         self.metrics = metrics or ControllerMetrics()
         self.clock = clock
@@ -181,20 +190,13 @@ class Controller:
         r = self.state.rollout
         abort = self._take_abort()
         if abort is not None and r is not None and r.active and r.phase != "rolling_back":
-            self._transition(r, "rolling_back", f"aborted: {abort}")
+            self.transition(r, "rolling_back", f"aborted: {abort}")
         if r is None or not r.active:
             r = self._maybe_start(now) or r
             if r is None or not r.active:
                 return r
         try:
-            handler = {
-                "warming": self._warming,
-                "shadow": self._judging,
-                "step": self._judging,
-                "promoting": self._promoting,
-                "rolling_back": self._rolling_back,
-            }[r.phase]
-            handler(r, now)
+            self.part(ROLLOUT).advance(r, self, now, self.plan)
             r.last_error = None
         except Exception as exc:  # MLflow or the router down: keep the state, retry next tick
             r.last_error = f"{exc.__class__.__name__}: {str(exc)[:200]}"
@@ -230,101 +232,47 @@ class Controller:
             started=now,
         )
         self.state.rollout = r
-        self._transition(
+        self.transition(
             r, "warming", f"new @challenger v{candidate}; waiting for the canary server to load it"
         )
         self.services.reload("canary")
         return r
 
-    def _warming(self, r: Rollout, now: float) -> None:
-        served = self.services.served_version("canary")
-        if served == r.candidate:
-            if self.settings.canary_shadow_s > 0:
-                self._route(r, 0, True, "shadow: every request mirrored to the canary, stable answers")
-                self._start_judging(r, now)
-                self._transition(r, "shadow", f"canary serves v{r.candidate}; mirroring traffic")
-            else:
-                self._enter_step(r, 0, now)
-            return
-        if now - r.phase_started > self.settings.canary_max_wait_s:
-            ready, why = self.services.ready("canary")
-            detail = why if not ready else f"it serves v{served}, not v{r.candidate}"
-            self._transition(r, "rolling_back", f"the canary never served v{r.candidate}: {detail}")
+    # ------------------------------------------------------------------ the World a tick acts on
+    def served_version(self, variant: str) -> str | None:
+        return self.services.served_version(variant)
 
-    def _judging(self, r: Rollout, now: float) -> None:
-        router = self.services.router_state()
-        if not router.get("canary_healthy", True):
-            self._transition(r, "rolling_back", "canary unhealthy: the router fell back to stable")
-            return
-        ready, why = self.services.ready("canary")
-        if not ready:
-            self._transition(r, "rolling_back", f"canary not ready: {why}")
-            return
-        if now - r.last_look >= self.settings.canary_look_s:
-            verdict = self._look(r, router, now)
-            if verdict.verdict == "FAIL":
-                self._transition(r, "rolling_back", f"judge: {verdict.reason}")
-                return
-        duration = self.settings.canary_shadow_s if r.phase == "shadow" else self.settings.canary_step_s
-        elapsed = now - r.phase_started
-        if elapsed < duration:
-            return
-        if r.last_verdict == "PASS":
-            steps = self.settings.canary_steps
-            if r.phase == "shadow":
-                self._enter_step(r, 0, now)
-            elif r.step_index + 1 < len(steps):
-                self._enter_step(r, r.step_index + 1, now)
-            else:
-                self._transition(r, "promoting", f"judge passed every step up to {steps[-1]}%")
-        elif elapsed >= duration + self.settings.canary_max_wait_s:
-            # Never promote on too little data: give up, champion stays.
-            self._transition(r, "rolling_back", f"inconclusive for {elapsed:.0f}s: not enough canary traffic")
+    def ready(self, variant: str) -> tuple[bool, str]:
+        return self.services.ready(variant)
 
-    def _enter_step(self, r: Rollout, index: int, now: float) -> None:
-        weight = self.settings.canary_steps[index]
-        self._route(
-            r, weight, False, f"step {index + 1}/{len(self.settings.canary_steps)}: {weight}% to the canary"
+    def router_state(self) -> dict[str, Any]:
+        return self.services.router_state()
+
+    def reload(self, variant: str) -> None:
+        self.services.reload(variant)
+
+    def champion(self) -> str | None:
+        mv = version_by_alias(client_for(self.settings), self.settings.model_name, CHAMPION)
+        return None if mv is None else str(mv.version)
+
+    def promote(self, r: Rollout) -> None:
+        registry.promote(
+            client_for(self.settings),
+            self.store,
+            self.settings.model_name,
+            r.candidate,
+            actor=ACTOR,
+            reason=f"canary {r.rollout_id} passed",
         )
-        if index == 0:  # split looks accumulate over every step: one sequential design
-            self._start_judging(r, now)
-        r.step_index = index
-        self._transition(r, "step", f"{weight}% of cards to v{r.candidate}")
-
-    def _promoting(self, r: Rollout, now: float) -> None:
-        client = client_for(self.settings)
-        name = self.settings.model_name
-        champion = version_by_alias(client, name, CHAMPION)
-        if champion is None or str(champion.version) != r.candidate:
-            registry.promote(
-                client, self.store, name, r.candidate, actor=ACTOR, reason=f"canary {r.rollout_id} passed"
-            )
-        if self.services.served_version("stable") != r.candidate:
-            self.services.reload("stable")
-            if self.services.served_version("stable") != r.candidate:
-                r.reason = "waiting for the stable server to serve the new champion"
-                return
-        # Only now, with stable serving the new champion, does the canary share go away.
-        self._route(r, 0, False, f"v{r.candidate} promoted; everything to stable")
-        self._clear_challenger(client, r, "promoted")
-        self.metrics.promotions.inc()
-        self._finish(r, "promoted", f"v{r.candidate} is @champion; stable serves it")
-
-    def _rolling_back(self, r: Rollout, now: float) -> None:
-        self._route(r, 0, False, f"rollback of v{r.candidate}: everything to stable")
-        client = client_for(self.settings)
-        self._clear_challenger(client, r, "rolled_back")
-        self.metrics.rollbacks.inc()
-        self._finish(r, "rolled_back", f"@champion stays v{r.champion}; {r.reason}")
 
     # ------------------------------------------------------------------ helpers
-    def _route(self, r: Rollout, weight: int, shadow: bool, reason: str) -> None:
+    def route(self, r: Rollout, weight: int, shadow: bool, reason: str) -> None:
         self.services.set_weights(weight, shadow, reason)
         r.weight, r.shadow = weight, shadow
         self.metrics.show(r.phase, r.candidate, weight)
         self._save()
 
-    def _start_judging(self, r: Rollout, now: float) -> None:
+    def start_judging(self, r: Rollout, now: float) -> None:
         router = self.services.router_state()
         r.judged_since = datetime.fromtimestamp(now, UTC).isoformat()
         r.counts_base = router["counts"]
@@ -332,7 +280,8 @@ class Controller:
         r.router_started = float(router["started"])
         r.last_look = now  # the first look waits one look interval for data
 
-    def _clear_challenger(self, client: Any, r: Rollout, outcome: str) -> None:
+    def clear_challenger(self, r: Rollout, outcome: str) -> None:
+        client = client_for(self.settings)
         name = self.settings.model_name
         current = version_by_alias(client, name, CHALLENGER)
         if current is not None and str(current.version) == r.candidate:
@@ -342,12 +291,13 @@ class Controller:
             )
         client.set_model_version_tag(name, r.candidate, "canary", f"{outcome} ({r.rollout_id})")
 
-    def _finish(self, r: Rollout, phase: str, reason: str) -> None:
+    def finish(self, r: Rollout, phase: str, reason: str) -> None:
         self.state.judged[r.candidate] = phase
+        (self.metrics.promotions if phase == "promoted" else self.metrics.rollbacks).inc()
         r.finished = self.clock()
-        self._transition(r, phase, reason)
+        self.transition(r, phase, reason)
 
-    def _transition(self, r: Rollout, phase: str, reason: str) -> None:
+    def transition(self, r: Rollout, phase: str, reason: str) -> None:
         r.phase, r.reason = phase, reason
         r.phase_started = self.clock()
         r.last_verdict = None
@@ -399,10 +349,12 @@ class Controller:
             out[v] = {k: c[k] - base.get(k, 0) + acc.get(k, 0) for k in ("requests", "errors")}
         return out
 
-    def _look(self, r: Rollout, router: dict[str, Any], now: float) -> Judgement:
+    def look(self, r: Rollout, router: dict[str, Any], now: float) -> Judgement:
         frame = self.store.scores_frame(datetime.fromisoformat(r.judged_since))
         counts = self._counts(r, router)
-        verdict = judge_frame(frame, r, counts, self.config, shadow=r.phase == "shadow")
+        verdict = judge_frame(
+            frame, r, counts, self.config, shadow=r.phase == "shadow", decide=self.part(JUDGE).judge
+        )
         mode = "paired" if verdict.paired else "split"
         r.fraction[mode] = verdict.fraction
         r.last_look, r.last_verdict = now, verdict.verdict
@@ -422,7 +374,7 @@ class Controller:
         return verdict
 
 
-def run_daemon(settings: Settings, stop: threading.Event) -> None:
+def run_daemon(settings: Settings, stop: threading.Event, part: Part = importlib.import_module) -> None:
     """`mlops-lab canary run`: metrics on controller_port, then tick until `stop` is set."""
     from prometheus_client import start_http_server
 
@@ -431,7 +383,7 @@ def run_daemon(settings: Settings, stop: threading.Event) -> None:
             raise UserError(
                 f"another canary controller holds {settings.canary_state_path.parent}/controller.lock"
             )
-        controller = Controller(settings)
+        controller = Controller(settings, part=part)
         server, thread = start_http_server(
             settings.controller_port, settings.host, registry=controller.metrics.registry
         )

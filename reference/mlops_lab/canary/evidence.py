@@ -10,12 +10,15 @@ controller reads the frame and the counters, this module decides nothing but the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
-from mlops_lab.canary.judge import Expectation, JudgeConfig, Judgement, Paired, Variant, judge, logit
-from mlops_lab.canary.router import SHADOW_SUFFIX, shadow_id
+from mlops_lab.canary.judge import judge
+from mlops_lab.canary.judgement import Expectation, JudgeConfig, Judgement, Paired, Variant, logit
 from mlops_lab.canary.state import Rollout
+from mlops_lab.canary.weights import SHADOW_SUFFIX, shadow_id
 
 
 def judge_frame(
@@ -25,8 +28,10 @@ def judge_frame(
     config: JudgeConfig,
     *,
     shadow: bool,
+    decide: Callable[..., Judgement] = judge,
 ) -> Judgement:
-    """Split the store's rows into the judge's inputs and judge them (pure; tested directly)."""
+    """Split the store's rows into the judge's inputs and judge them with `decide` (the
+    reference's `judge` unless the controller runs a learner's; pure, tested directly)."""
     if frame.empty:
         frame = pd.DataFrame(
             columns=["request_id", "variant", "model_version", "score", "decision", "latency_ms"]
@@ -59,7 +64,7 @@ def judge_frame(
             both["decision_c"].to_numpy(bool),
         )
     mode = "paired" if shadow else "split"
-    return judge(
+    return decide(
         stable, canary, expectation, config, previous_fraction=r.fraction.get(mode, 0.0), paired=paired
     )
 

@@ -27,11 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import importlib
 import json
 import logging
 import time
 import uuid
-import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import asdict
 from typing import Any
@@ -39,9 +39,12 @@ from typing import Any
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from mlops_lab.canary.weights import Weights, validate_weights
+from mlops_lab.canary.weights import Weights, shadow_id, validate_weights
+from mlops_lab.parts import Part
 from mlops_lab.serving.metrics import LATENCY_BUCKETS
 from mlops_lab.settings import Settings
+
+SPLIT = "mlops_lab.canary.split"  # the lab 5 exercise `router-split`: the routing decision
 
 log = logging.getLogger("mlops_lab.router")
 
@@ -50,23 +53,12 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-SHADOW_SUFFIX = ":shadow"
 MAX_BODY = 8 * 1024 * 1024
 # Mirrored requests in flight beyond this are dropped (counted): shadow traffic must never
 # slow the answer the client is waiting for.
 MAX_SHADOW_IN_FLIGHT = 64
 # What a model server is told of the client's request (x-client-id: whose rate limit it is).
 FORWARDED_HEADERS = ("content-type", "x-request-id", "accept", "x-client-id")
-
-
-def shadow_id(request_id: str) -> str:
-    """The id the canary's copy of a request is stored under (request ids are at most 64 chars)."""
-    return request_id[: 64 - len(SHADOW_SUFFIX)] + SHADOW_SUFFIX
-
-
-def bucket_of(key: str) -> int:
-    """A stable 0..99 bucket per entity: the same card always lands on the same side."""
-    return zlib.crc32(key.encode()) % 100
 
 
 class RouterMetrics:
@@ -100,48 +92,20 @@ class RouterMetrics:
         )
 
 
-class CanaryHealth:
-    """Passive health: consecutive failures open the circuit; one probe after a pause closes it."""
-
-    def __init__(self, unhealthy_after: int, probe_after_s: float) -> None:
-        self.unhealthy_after = unhealthy_after
-        self.probe_after_s = probe_after_s
-        self.failures = 0
-        self.open_until = 0.0
-
-    @property
-    def healthy(self) -> bool:
-        return self.failures < self.unhealthy_after
-
-    def allow(self, now: float) -> bool:
-        if self.healthy:
-            return True
-        if now >= self.open_until:
-            self.open_until = now + self.probe_after_s  # one probe per pause
-            return True
-        return False
-
-    def success(self) -> None:
-        self.failures = 0
-
-    def failure(self, now: float) -> None:
-        self.failures += 1
-        if not self.healthy:
-            self.open_until = now + self.probe_after_s
-
-
 class Router:
-    """The ASGI app. One instance per process; `settings` decides ports, token and health."""
+    """The ASGI app. One instance per process; `settings` decides ports, token and health, `part`
+    whose routing decision it runs (the reference's `canary.split` unless a learner's is given)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, part: Part = importlib.import_module) -> None:
         self.settings = settings
+        self.split = part(SPLIT)
         self.upstream = {
             "stable": settings.url_of("stable", settings.stable_port),
             "canary": settings.url_of("canary", settings.canary_port),
         }
         self.state_path = settings.router_state_path
         self.weights = Weights.load(self.state_path)
-        self.health = CanaryHealth(settings.router_unhealthy_after, settings.router_probe_after_s)
+        self.health = self.split.CanaryHealth(settings.router_unhealthy_after, settings.router_probe_after_s)
         self.metrics = RouterMetrics()
         # What the canary judge reads: requests and errors per variant since this process started.
         self.counts = {v: {"requests": 0, "errors": 0} for v in ("stable", "canary")}
@@ -211,20 +175,15 @@ class Router:
         parsed = _parse(body)
         key = None
         if parsed is not None:
-            key = parsed.get("card_id") or parsed.get("request_id")
-        if w.shadow and parsed is not None:
+            key = parsed.get("card_id") or parsed.get("request_id") or uuid.uuid4().hex
+        route = self.split.choose(w, None if key is None else str(key), self.health, time.monotonic())
+        if route.mirror and parsed is not None:
             # Both copies need the same request id to be paired; give the request one if it has none.
             rid = parsed.get("request_id") or headers.get("x-request-id") or uuid.uuid4().hex
             parsed["request_id"] = rid
             body = json.dumps(parsed).encode()
             self._mirror(parsed, headers)
-        now = time.monotonic()
-        use_canary = (
-            not w.shadow
-            and w.canary_weight > 0
-            and bucket_of(str(key) if key else uuid.uuid4().hex) < w.canary_weight
-            and self.health.allow(now)
-        )
+        use_canary = route.variant == "canary"
         if use_canary:
             try:
                 status, payload, ctype, elapsed = await self._forward(
@@ -370,8 +329,8 @@ class Router:
         }
 
 
-def create_router(settings: Settings) -> Router:
-    return Router(settings)
+def create_router(settings: Settings, part: Part = importlib.import_module) -> Router:
+    return Router(settings, part)
 
 
 class _BodyTooLarge(Exception):

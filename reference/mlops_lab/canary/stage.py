@@ -15,7 +15,8 @@ from __future__ import annotations
 import pandas as pd
 
 from mlops_lab.canary.controller import EXPECTATION_TAG
-from mlops_lab.canary.judge import Expectation, expectation_from_scores
+from mlops_lab.canary.expectation import expectation_from_scores
+from mlops_lab.canary.judgement import Expectation
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.errors import UserError
 from mlops_lab.lifecycle import registry

@@ -18,8 +18,9 @@ import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from mlops_lab.canary.judgement import Judgement
 from mlops_lab.data.io import write_json_atomic
 from mlops_lab.errors import BrokenStateFile
 from mlops_lab.settings import Settings
@@ -59,6 +60,69 @@ class Rollout:
     def describe(self) -> str:
         where = f"{self.weight}%" + (" + shadow" if self.shadow else "")
         return f"v{self.candidate} vs v{self.champion}: {self.phase} (router {where}) {self.reason}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The rollout's schedule (from the settings): the steps and how long each phase lasts."""
+
+    steps: tuple[int, ...] = (5, 25, 50)  # percent of cards to the canary at each step
+    shadow_s: float = 60.0  # 0: no shadow phase
+    step_s: float = 60.0  # minimum time at each step (and in shadow)
+    look_s: float = 10.0  # the judge looks this often
+    max_wait_s: float = 180.0  # beyond a phase's time without a PASS (or a warm canary): roll back
+
+    @classmethod
+    def of(cls, settings: Settings) -> Plan:
+        return cls(
+            tuple(settings.canary_steps),
+            settings.canary_shadow_s,
+            settings.canary_step_s,
+            settings.canary_look_s,
+            settings.canary_max_wait_s,
+        )
+
+
+class World(Protocol):
+    """What one tick of a rollout can see and do (`canary.controller.Controller` over HTTP,
+    MLflow and the store; the lab 5 grader in memory). Every action is idempotent and saves the
+    rollout: a controller killed between two actions resumes from the last one it finished."""
+
+    def served_version(self, variant: str) -> str | None:
+        """The version a model server serves (None: down or nothing loaded)."""
+
+    def ready(self, variant: str) -> tuple[bool, str]:
+        """Is the model server ready, and what it says."""
+
+    def router_state(self) -> dict[str, Any]:
+        """The router's state: canary_weight, shadow, canary_healthy, counts, started."""
+
+    def champion(self) -> str | None:
+        """The version @champion points at (raises while the registry is down)."""
+
+    def route(self, r: Rollout, weight: int, shadow: bool, reason: str) -> None:
+        """Tell the router the canary's share and shadow mode; records them in `r`, saved."""
+
+    def start_judging(self, r: Rollout, now: float) -> None:
+        """From now on the judge reads this phase's data (the router's counters, the store)."""
+
+    def look(self, r: Rollout, router: dict[str, Any], now: float) -> Judgement:
+        """Judge the data since start_judging; records the look and its verdict in `r`."""
+
+    def reload(self, variant: str) -> None:
+        """Ask a model server to reload its alias now."""
+
+    def promote(self, r: Rollout) -> None:
+        """Move @champion to r.candidate (audited; raises while the registry is down)."""
+
+    def clear_challenger(self, r: Rollout, outcome: str) -> None:
+        """Remove @challenger if it still points at r.candidate; tag the outcome (registry)."""
+
+    def transition(self, r: Rollout, phase: str, reason: str) -> None:
+        """Enter `phase`: saved first (a crash right after replays it), then audited."""
+
+    def finish(self, r: Rollout, phase: str, reason: str) -> None:
+        """End the rollout as promoted or rolled_back: the version is judged for good."""
 
 
 @dataclass

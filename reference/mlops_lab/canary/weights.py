@@ -1,4 +1,5 @@
-"""The router's weights: what share of entities the canary gets, shadow on or off, and why.
+"""The router's weights (what share of entities the canary gets, shadow on or off, and why) and
+the route of one request.
 
     python -c "from mlops_lab.canary.weights import Weights; help(Weights)"
 
@@ -12,11 +13,29 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mlops_lab.data.io import write_json_atomic
 
 log = logging.getLogger("mlops_lab.router")
+
+# The canary's copy of a request is stored under `<request_id>:shadow`: never counted as served,
+# and paired with stable's answer of the same request by the judge.
+SHADOW_SUFFIX = ":shadow"
+
+
+def shadow_id(request_id: str) -> str:
+    """The id the canary's copy of a request is stored under (request ids are at most 64 chars)."""
+    return request_id[: 64 - len(SHADOW_SUFFIX)] + SHADOW_SUFFIX
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one prediction goes: the variant that answers it, and whether the canary also gets
+    a copy (shadow mode; the copy's answer never reaches the caller)."""
+
+    variant: Literal["stable", "canary"]
+    mirror: bool = False
 
 
 @dataclass(frozen=True)

@@ -15,25 +15,46 @@ from typing import Annotated
 import httpx
 import typer
 
-from mlops_lab.cli.common import console, serve_forever, settings
+from mlops_lab.cli.common import Learner, console, parts, serve_forever, settings
 from mlops_lab.errors import UserError
+from mlops_lab.parts import Part
 
 canary_app = typer.Typer(
     no_args_is_help=True, help="Canary rollouts of @challenger (router + judge + controller)."
 )
 
 
-def route(port: Annotated[int | None, typer.Option(help="default: the router_port setting")] = None) -> None:
-    """Run the canary router (weighted, sticky, shadow, passive health) in the foreground."""
+PartImpl = Annotated[
+    str | None, typer.Option(help="reference or exercises; default: the pipeline_impl setting")
+]
+
+
+def _part(impl: str | None, learner: str | None) -> Part:
+    """--impl/--learner, defaulting to MLOPS_PIPELINE_IMPL/LEARNER (what `mlops-lab up` and the
+    demo set for the whole loop): whose lab 5 code the router and the controller run."""
+    s = settings()
+    return parts(impl or s.pipeline_impl, learner if impl else s.pipeline_learner)
+
+
+def route(
+    port: Annotated[int | None, typer.Option(help="default: the router_port setting")] = None,
+    impl: PartImpl = None,
+    learner: Learner = None,
+) -> None:
+    """Run the canary router (weighted, sticky, shadow, passive health) in the foreground.
+
+    With --impl exercises the routing decision is the learner's lab 5 `router-split`."""
     from mlops_lab.canary.router import create_router
 
     s = settings()
-    serve_forever(create_router(s), s.host, port or s.router_port)
+    serve_forever(create_router(s, _part(impl, learner)), s.host, port or s.router_port)
 
 
 @canary_app.command("run")
-def run() -> None:
-    """The controller daemon: rolls out every new @challenger (what `mlops-lab up` starts)."""
+def run(impl: PartImpl = None, learner: Learner = None) -> None:
+    """The controller daemon: rolls out every new @challenger (what `mlops-lab up` starts).
+
+    With --impl exercises the rollout's tick and the judge are the learner's lab 5 code."""
     import signal
     import threading
 
@@ -42,13 +63,15 @@ def run() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    run_daemon(settings(), stop)
+    run_daemon(settings(), stop, _part(impl, learner))
 
 
 @canary_app.command("start")
 def start(
     version: Annotated[str | None, typer.Option(help="stage this version as @challenger first")] = None,
     reason: Annotated[str, typer.Option()] = "manual canary",
+    impl: PartImpl = None,
+    learner: Learner = None,
 ) -> None:
     """Roll out @challenger: in the foreground, or by the running controller daemon."""
     import threading
@@ -69,7 +92,9 @@ def start(
             )
             return
         controller = Controller(
-            s, on_transition=lambda r: console.print(f"[bold]{r.phase}[/] {r.describe()}")
+            s,
+            on_transition=lambda r: console.print(f"[bold]{r.phase}[/] {r.describe()}"),
+            part=_part(impl, learner),
         )
         try:
             controller.run(threading.Event(), until_done=True)

@@ -47,7 +47,7 @@ def top_risk(
     A transaction scored by two models (the canary's shadow) takes one place, at its highest.
     The log records no card id: the ranking is per transaction, ties by id (mlops_lab.store.topk).
     """
-    from mlops_lab.canary.router import SHADOW_SUFFIX
+    from mlops_lab.canary.weights import SHADOW_SUFFIX
     from mlops_lab.store.db import Store
 
     window = (_moment(since, "--since"), _moment(until, "--until"))

@@ -39,7 +39,7 @@ from typing import Any
 
 import pandas as pd
 
-from mlops_lab.canary.judge import Expectation, expectation_from_scores
+from mlops_lab.canary.judgement import Expectation
 from mlops_lab.data.io import fingerprint, read_frame, write_frame
 from mlops_lab.data.schema import ENTITY, LABEL, SCHEMA
 from mlops_lab.lifecycle.model import scores
@@ -80,6 +80,7 @@ _PREDICTION_COLUMNS = ("id", "variant", "model_version", "score", "decision", "l
 # The modules the lab 3 exercises mirror: steps reach them through ctx.part(...).
 ATTEMPT, WINDOW = "mlops_lab.pipeline.attempt", "mlops_lab.pipeline.window"
 VALIDATE, GUARD = "mlops_lab.pipeline.validate", "mlops_lab.pipeline.guard"
+EXPECTATION = "mlops_lab.canary.expectation"  # lab 5: what the canary should look like online
 
 
 class GateFailed(PipelineStopped):
@@ -204,7 +205,7 @@ def evaluate(ctx: RunContext, *, evaluate_fn: Evaluate | None = None) -> dict[st
     features = rows[SCHEMA.names]
     champion_tags = dict(client.get_model_version(s.model_name, champion).tags or {})
     version_tags = dict(client.get_model_version(s.model_name, version).tags or {})
-    expectation = expectation_from_scores(
+    expectation = ctx.part(EXPECTATION).expectation_from_scores(
         scores(load_model(s, champion), features),
         scores(load_model(s, version), features),
         threshold_of(champion_tags),

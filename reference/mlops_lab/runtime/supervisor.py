@@ -82,18 +82,34 @@ def server_spec(
     return ProcessSpec(variant, argv, f"http://{settings.host}:{port}/healthz", port, env=env)
 
 
-def router_spec(settings: Settings) -> ProcessSpec:
+def _learner_env(impl: str, learner: Sequence[str] | None) -> dict[str, str]:
+    """How a child process is told whose code plays the exercises it runs."""
+    if impl == "reference":
+        return {}
+    env = {"MLOPS_PIPELINE_IMPL": impl}
+    if learner is not None:
+        env["MLOPS_PIPELINE_LEARNER"] = ",".join(learner)
+    return env
+
+
+def router_spec(
+    settings: Settings, impl: str = "reference", learner: Sequence[str] | None = None
+) -> ProcessSpec:
+    """The canary router; with impl "exercises" its routing decision is the learner's lab 5 split."""
     argv = [sys.executable, "-m", "mlops_lab.cli", "route", "--port", str(settings.router_port)]
-    return ProcessSpec(
-        "router", argv, f"http://{settings.host}:{settings.router_port}/healthz", settings.router_port
-    )
+    url = f"http://{settings.host}:{settings.router_port}/healthz"
+    return ProcessSpec("router", argv, url, settings.router_port, env=_learner_env(impl, learner))
 
 
-def controller_spec(settings: Settings) -> ProcessSpec:
-    """The canary controller daemon; its health URL is its Prometheus endpoint."""
+def controller_spec(
+    settings: Settings, impl: str = "reference", learner: Sequence[str] | None = None
+) -> ProcessSpec:
+    """The canary controller daemon; its health URL is its Prometheus endpoint. With impl
+    "exercises" the rollout's tick and the judge are the learner's lab 5 code."""
     argv = [sys.executable, "-m", "mlops_lab.cli", "canary", "run"]
     env = {"MLOPS_TRACKING_URI": settings.tracking_uri or settings.mlflow_server_uri}
     url = f"http://{settings.host}:{settings.controller_port}/metrics"
+    env |= _learner_env(impl, learner)
     return ProcessSpec("controller", argv, url, settings.controller_port, env=env)
 
 
@@ -107,10 +123,7 @@ def monitor_spec(
     port = settings.monitor_port
     argv = [sys.executable, "-m", "mlops_lab.cli", "monitor", "--port", str(port)]
     env = {"MLOPS_TRACKING_URI": settings.tracking_uri or settings.mlflow_server_uri}  # never serverless
-    if impl != "reference":
-        env["MLOPS_PIPELINE_IMPL"] = impl
-        if learner is not None:
-            env["MLOPS_PIPELINE_LEARNER"] = ",".join(learner)
+    env |= _learner_env(impl, learner)
     return ProcessSpec("monitor", argv, f"http://{settings.host}:{port}/healthz", port, env=env)
 
 
@@ -156,9 +169,9 @@ def system_specs(
         mlflow_spec(settings),
         server_spec(settings, "stable", impl, learner),
         server_spec(settings, "canary", impl, learner),
-        router_spec(settings),
+        router_spec(settings, impl, learner),
         monitor_spec(settings, impl, learner),
-        controller_spec(settings),
+        controller_spec(settings, impl, learner),
     ]
     prometheus = prometheus_spec(settings) if with_prometheus else None
     return specs + ([prometheus] if prometheus is not None else [])

@@ -14,7 +14,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from mlops_lab.canary.judge import logit
+from mlops_lab.canary.judgement import logit
 from mlops_lab.load.traffic import Answer
 from mlops_lab.store.db import Store
 from mlops_lab.story.report import Report, new_figure
