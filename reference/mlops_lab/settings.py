@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     tracking_uri: str | None = None
     model_name: str = "fraud-detector"
     experiment_name: str = "fraud-detector"
+    # A model server pinned to one version instead of following its alias: the release is the
+    # manifest (GitOps, an Argo Rollouts pod template), not the registry's alias.
+    serve_version: str | None = None
 
     # --- store: None means SQLite (WAL) at home/store.db; any SQLAlchemy URL works (Postgres in the cluster)
     store_url: str | None = None

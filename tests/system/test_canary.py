@@ -23,6 +23,7 @@ from mlops_lab.canary.controller import Controller
 from mlops_lab.canary.stage import record_expectation, stage
 from mlops_lab.canary.state import Rollout, abort_path, load_state
 from mlops_lab.data.generator import features_only, generate
+from mlops_lab.labs.scenarios import FAST_CANARY
 from mlops_lab.lifecycle.release import train_and_release
 from mlops_lab.lifecycle.tracking import CHALLENGER, CHAMPION, client_for, version_by_alias
 from mlops_lab.lifecycle.train import train
@@ -56,18 +57,7 @@ class System:
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     home = tmp_path_factory.mktemp("canary")
-    s = make_settings(
-        home,
-        canary_shadow_s=3.0,
-        canary_steps=(25, 50),
-        canary_step_s=3.0,
-        canary_look_s=1.0,
-        canary_max_wait_s=8.0,
-        canary_min_samples=80,
-        canary_planned_samples=400,
-        reload_poll_s=0.5,
-        router_probe_after_s=30.0,
-    )
+    s = make_settings(home, **FAST_CANARY)  # the lab 5 scenarios' rollout in seconds
     s = s.model_copy(update={"tracking_uri": s.mlflow_server_uri})
     sup = Supervisor(s)
     sup.start(mlflow_spec(s))

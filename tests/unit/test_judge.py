@@ -119,6 +119,34 @@ def test_judge_frame_pairs_mirrored_rows_and_ignores_other_versions() -> None:
     assert j.paired and j.canary_samples == n and j.verdict == "PASS"
 
 
+def test_once_the_planned_samples_are_in_the_last_pass_stands() -> None:
+    """At high traffic the split looks reach the planned samples before the last step ends; a
+    later look can spend nothing, and an INCONCLUSIVE there would roll a good canary back."""
+    import pandas as pd
+
+    n = 600
+    rows = [
+        *[(f"s{i}", "stable", "1", x, x >= THRESHOLD, 1.0) for i, x in enumerate(SCORES[:n])],
+        *[(f"c{i}", "canary", "2", x, x >= THRESHOLD, 1.0) for i, x in enumerate(SCORES[n : 2 * n])],
+    ]
+    frame = pd.DataFrame(
+        rows, columns=["request_id", "variant", "model_version", "score", "decision", "latency_ms"]
+    )
+    counts = {"stable": {"requests": n, "errors": 0}, "canary": {"requests": n, "errors": 0}}
+    config = JudgeConfig(min_samples=100, planned_samples=500)
+    r = Rollout(rollout_id="x", candidate="2", champion="1")
+    first = judge_frame(frame, r, counts, config, shadow=False)
+    assert first.verdict == "PASS" and first.fraction == 1.0, first.reason
+    r.fraction["split"] = first.fraction
+    again = judge_frame(frame, r, counts, config, shadow=False)
+    assert again.verdict == "PASS" and again.alpha_spent == 0.0 and "complete" in again.reason
+    # Before the design is complete, a look without new samples is still INCONCLUSIVE.
+    longer = JudgeConfig(min_samples=100, planned_samples=1_000)
+    r.fraction["split"] = 0.6
+    partial = judge_frame(frame, r, counts, longer, shadow=False)
+    assert partial.verdict == "INCONCLUSIVE" and "no new canary samples" in partial.reason
+
+
 def test_sticky_buckets_and_shadow_ids() -> None:
     assert bucket_of("card-1") == bucket_of("card-1")
     share = np.mean([bucket_of(f"card-{i}") < 25 for i in range(20_000)])

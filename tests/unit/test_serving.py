@@ -216,6 +216,32 @@ def test_hot_reload_when_the_alias_moves(registry: Settings, tmp_path: Path) -> 
         assert 'mlops_model_loads_total{variant="stable"} 2.0' in c.get("/metrics").text
 
 
+def test_a_pinned_server_serves_its_version_whatever_the_alias_says(
+    registry: Settings, tmp_path: Path
+) -> None:
+    """MLOPS_SERVE_VERSION pins a server to one version (the release is the manifest: GitOps, an
+    Argo Rollouts pod template); a version the registry does not hold keeps it not ready."""
+    client = client_for(registry)
+    source = client.get_model_version(registry.model_name, "1")
+    name = f"pinned-{uuid.uuid4().hex[:8]}"
+    client.create_registered_model(name)
+    for _ in range(2):
+        client.create_model_version(name, source.source, run_id=source.run_id, tags=source.tags)
+    client.set_registered_model_alias(name, "champion", "1")
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    pinned = registry.model_copy(update={"model_name": name, "serve_version": "2", "store_url": store})
+    app = create_app(pinned)
+    with TestClient(app) as c:
+        assert app.state.holder.wait_ready(30)
+        assert c.post("/v1/predict", json=GOOD).json()["model_version"] == "2"
+    missing = pinned.model_copy(update={"serve_version": "9"})
+    app = create_app(missing)
+    with TestClient(app) as c:
+        assert not app.state.holder.wait_ready(2)
+        ready = c.get("/readyz")
+        assert ready.status_code == 503 and "no version 9" in ready.text, ready.text
+
+
 def test_the_learner_parts_are_wired_like_the_reference(serving_settings: Settings) -> None:
     """`mlops-lab serve --impl exercises` passes a holder class, the handlers and a request model:
     the holder is wired to the metrics as the reference's is, every answer and both bodies go

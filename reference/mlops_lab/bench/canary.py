@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,7 +34,7 @@ from mlops_lab.bench.report import write_outputs
 from mlops_lab.canary.controller import judge_config
 from mlops_lab.canary.expectation import expectation_from_scores
 from mlops_lab.canary.judge import judge
-from mlops_lab.canary.judgement import Expectation, JudgeConfig, Paired, Variant, logit
+from mlops_lab.canary.judgement import Expectation, JudgeConfig, Judgement, Paired, Variant, logit
 from mlops_lab.data.generator import features_only, generate
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.lifecycle.model import Hyperparams, budget_threshold, build_pipeline, scores
@@ -93,8 +94,10 @@ def simulate(
     looks: list[Look],
     rng: np.random.Generator,
     fault: Fault,
+    decide: Callable[..., Judgement] = judge,
 ) -> tuple[bool, int]:
-    """One rollout: (rolled back?, canary samples at the decision or at the end)."""
+    """One rollout: (rolled back?, canary samples at the decision or at the end), judged by
+    `decide` (the reference's `judge`; a grader passes a learner's to run the same rollouts)."""
     total = max(look.stable_n + look.canary_n for look in looks) + 1
     idx = rng.integers(0, pool.champion.size, size=2 * total)
     shift = fault.score_shift_sd * expectation.score_sd
@@ -126,7 +129,7 @@ def simulate(
         paired = None
         if look.paired:
             paired = Paired(stable.scores, canary.scores, stable.decisions, canary.decisions)
-        verdict = judge(
+        verdict = decide(
             stable, canary, expectation, config, previous_fraction=fraction[look.paired], paired=paired
         )
         fraction[look.paired] = verdict.fraction
@@ -147,10 +150,11 @@ def rate_of(
     config: JudgeConfig,
     looks: list[Look],
     fault: Fault,
+    decide: Callable[..., Judgement] = judge,
 ) -> dict[str, Any]:
     """`runs` simulated rollouts: how many were rolled back, and after how many canary samples."""
     rng = np.random.default_rng(seed)
-    outcomes = [simulate(pool, expectation, config, looks, rng, fault) for _ in range(runs)]
+    outcomes = [simulate(pool, expectation, config, looks, rng, fault, decide) for _ in range(runs)]
     hits = [n for rolled_back, n in outcomes if rolled_back]
     return {
         "runs": runs,

@@ -59,8 +59,10 @@ from mlops_lab.store.db import Store
 log = logging.getLogger("mlops_lab.canary")
 
 ACTOR = "canary-controller"
-# The lab 5 exercises the controller runs through its Part: one tick of the state machine, the verdict.
+# The lab 5 exercises run through a Part: one tick of the state machine, the verdict (both by the
+# controller), and the expectation (recorded by canary.stage and the pipeline's evaluate step).
 ROLLOUT, JUDGE = "mlops_lab.canary.rollout", "mlops_lab.canary.judge"
+EXPECTATION = "mlops_lab.canary.expectation"
 EXPECTATION_TAG = "canary_expectation"
 
 
@@ -198,6 +200,8 @@ class Controller:
         try:
             self.part(ROLLOUT).advance(r, self, now, self.plan)
             r.last_error = None
+        except NotImplementedError:  # a learner's unfinished exercise: say so, never retry it forever
+            raise
         except Exception as exc:  # MLflow or the router down: keep the state, retry next tick
             r.last_error = f"{exc.__class__.__name__}: {str(exc)[:200]}"
             log.warning("canary %s: %s (will retry)", r.phase, r.last_error)

@@ -11,6 +11,7 @@ controller reads the frame and the counters, this module decides nothing but the
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -63,10 +64,16 @@ def judge_frame(
             both["decision_s"].to_numpy(bool),
             both["decision_c"].to_numpy(bool),
         )
-    mode = "paired" if shadow else "split"
-    return decide(
-        stable, canary, expectation, config, previous_fraction=r.fraction.get(mode, 0.0), paired=paired
-    )
+    previous = r.fraction.get("paired" if shadow else "split", 0.0)
+    verdict = decide(stable, canary, expectation, config, previous_fraction=previous, paired=paired)
+    if verdict.verdict == "INCONCLUSIVE" and previous >= 1.0 and config.sequential:
+        # The sequential design is complete: every bit of its alpha is spent and its last look
+        # passed (a FAIL rolls back). Later looks can test nothing, so that PASS stands instead
+        # of an INCONCLUSIVE that would roll a good canary back at high traffic; passive health
+        # and readiness still catch a canary that breaks.
+        reason = f"the design is complete ({verdict.canary_samples:,} canary samples): its last look passed"
+        verdict = replace(verdict, verdict="PASS", reason=reason)
+    return verdict
 
 
 def _variant(rows: pd.DataFrame, counts: dict[str, int]) -> Variant:

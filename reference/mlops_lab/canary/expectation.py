@@ -27,7 +27,13 @@ def expectation_from_scores(
     champion_threshold: float,
     challenger_threshold: float,
 ) -> Expectation:
-    """The expectation from both models' scores on the same rows (same order)."""
+    """The expectation from both models' scores on the same rows (same order).
+
+    Scores are probabilities (arrays or lists; 0 and 1 are clipped by `logit`); a model flags a
+    row when its score is at or above its own threshold. The SDs are sample SDs (ddof=1), and
+    `score_sd` is floored at MIN_SE so that the judge's tolerance never has a zero unit. Raises
+    ValueError unless both have the same shape and at least two rows.
+    """
     champ, chall = np.asarray(champion_scores, dtype=float), np.asarray(challenger_scores, dtype=float)
     if champ.shape != chall.shape or champ.size < 2:
         raise ValueError("need at least two rows scored by both models, in the same order")

@@ -43,6 +43,7 @@ class CanaryHealth:
 
     @property
     def healthy(self) -> bool:
+        """In rotation: fewer than `unhealthy_after` failures in a row (False during a probe too)."""
         return self.failures < self.unhealthy_after
 
     def allow(self, now: float) -> bool:
@@ -56,9 +57,12 @@ class CanaryHealth:
         return False
 
     def success(self) -> None:
+        """A canary request succeeded: the run of failures is over (a probe's success closes it)."""
         self.failures = 0
 
     def failure(self, now: float) -> None:
+        """A canary request failed at `now`. The failure that makes it unhealthy, and any later
+        one (a failed probe, a request that was already in flight), starts a pause at `now`."""
         self.failures += 1
         if not self.healthy:
             self.open_until = now + self.probe_after_s

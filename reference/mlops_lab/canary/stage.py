@@ -12,10 +12,11 @@ the canary, which is what the judge compares against.
 
 from __future__ import annotations
 
+import importlib
+
 import pandas as pd
 
-from mlops_lab.canary.controller import EXPECTATION_TAG
-from mlops_lab.canary.expectation import expectation_from_scores
+from mlops_lab.canary.controller import EXPECTATION, EXPECTATION_TAG
 from mlops_lab.canary.judgement import Expectation
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.errors import UserError
@@ -23,18 +24,24 @@ from mlops_lab.lifecycle import registry
 from mlops_lab.lifecycle.model import scores
 from mlops_lab.lifecycle.tracking import CHALLENGER, CHAMPION, client_for, version_by_alias
 from mlops_lab.lifecycle.train import load_model, threshold_of
+from mlops_lab.parts import Part
 from mlops_lab.settings import Settings
 from mlops_lab.store.db import Store
 
 
 def record_expectation(
-    settings: Settings, version: str, features: pd.DataFrame, candidate_features: pd.DataFrame | None = None
+    settings: Settings,
+    version: str,
+    features: pd.DataFrame,
+    candidate_features: pd.DataFrame | None = None,
+    part: Part = importlib.import_module,
 ) -> Expectation:
     """Score the same rows with @champion and `version`; store the expectation as a version tag.
 
     `candidate_features` are those rows as the candidate's offline pipeline presents them, when
     that differs from `features` (the default: it does not). A candidate whose offline pipeline
-    converts a unit the serving path does not looks as expected here and skewed online.
+    converts a unit the serving path does not looks as expected here and skewed online. `part`
+    says whose `expectation_from_scores` measures it (a learner's lab 5 code, in the scenarios).
     """
     client = client_for(settings)
     name = settings.model_name
@@ -45,7 +52,7 @@ def record_expectation(
     offline = features if candidate_features is None else candidate_features
     if len(offline) != len(features):
         raise ValueError("candidate_features must hold the same rows as features")
-    expectation = expectation_from_scores(
+    expectation = part(EXPECTATION).expectation_from_scores(
         scores(load_model(settings, str(champion.version)), features[SCHEMA.names]),
         scores(load_model(settings, version), offline[SCHEMA.names]),
         threshold_of(dict(champion.tags or {})),

@@ -101,16 +101,20 @@ class World(Protocol):
         """The version @champion points at (raises while the registry is down)."""
 
     def route(self, r: Rollout, weight: int, shadow: bool, reason: str) -> None:
-        """Tell the router the canary's share and shadow mode; records them in `r`, saved."""
+        """Tell the router the canary's share and shadow mode; records them in `r` (r.weight,
+        r.shadow) and saves it."""
 
     def start_judging(self, r: Rollout, now: float) -> None:
-        """From now on the judge reads this phase's data (the router's counters, the store)."""
+        """From now on the judge reads this phase's data (the router's counters, the store); sets
+        r.last_look = now, so the first look waits one look interval. Saved by the next save."""
 
     def look(self, r: Rollout, router: dict[str, Any], now: float) -> Judgement:
-        """Judge the data since start_judging; records the look and its verdict in `r`."""
+        """Judge the data since start_judging; records the look in `r` (r.looks, r.last_look,
+        r.last_verdict), saved at the end of the tick."""
 
     def reload(self, variant: str) -> None:
-        """Ask a model server to reload its alias now."""
+        """Ask a model server to reload its alias now; the load takes a while (served_version
+        says when it is done), and one that fails (the registry down) keeps the old model."""
 
     def promote(self, r: Rollout) -> None:
         """Move @champion to r.candidate (audited; raises while the registry is down)."""
@@ -119,10 +123,12 @@ class World(Protocol):
         """Remove @challenger if it still points at r.candidate; tag the outcome (registry)."""
 
     def transition(self, r: Rollout, phase: str, reason: str) -> None:
-        """Enter `phase`: saved first (a crash right after replays it), then audited."""
+        """Enter `phase` (r.phase_started = now, r.last_verdict = None): saved first (a crash
+        right after replays it), then audited."""
 
     def finish(self, r: Rollout, phase: str, reason: str) -> None:
-        """End the rollout as promoted or rolled_back: the version is judged for good."""
+        """End the rollout as promoted or rolled_back: a transition that also records the version
+        as judged for good (it is never rolled out again)."""
 
 
 @dataclass

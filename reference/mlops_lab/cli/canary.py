@@ -4,6 +4,7 @@ mlops-lab route                       # the router in the foreground
 mlops-lab canary run                  # the controller daemon (what `mlops-lab up` starts)
 mlops-lab canary start --version 3    # stage a version and roll it out
 mlops-lab canary status [--json] | abort --reason "..."
+mlops-lab canary judge-api            # the judge's verdict over HTTP, for Argo Rollouts and the like
 """
 
 from __future__ import annotations
@@ -47,7 +48,11 @@ def route(
     from mlops_lab.canary.router import create_router
 
     s = settings()
-    serve_forever(create_router(s, _part(impl, learner)), s.host, port or s.router_port)
+    try:
+        router = create_router(s, _part(impl, learner))
+    except NotImplementedError as exc:  # a skeleton: say so in one line, not with a traceback
+        raise UserError(f"the router-split exercise is not written yet ({exc}): make lab-5") from exc
+    serve_forever(router, s.host, port or s.router_port)
 
 
 @canary_app.command("run")
@@ -63,7 +68,10 @@ def run(impl: PartImpl = None, learner: Learner = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    run_daemon(settings(), stop, _part(impl, learner))
+    try:
+        run_daemon(settings(), stop, _part(impl, learner))
+    except NotImplementedError as exc:  # a skeleton: say so in one line, not with a traceback
+        raise UserError(f"a lab 5 exercise is not written yet ({exc}): make lab-5") from exc
 
 
 @canary_app.command("start")
@@ -98,6 +106,8 @@ def start(
         )
         try:
             controller.run(threading.Event(), until_done=True)
+        except NotImplementedError as exc:  # a skeleton: say so in one line, not with a traceback
+            raise UserError(f"a lab 5 exercise is not written yet ({exc}): make lab-5") from exc
         finally:
             controller.close()
     r = controller.state.rollout
@@ -160,3 +170,20 @@ def abort(reason: Annotated[str, typer.Option()] = "aborted by operator") -> Non
             console.print(controller.state.rollout.describe() if controller.state.rollout else "done")
         else:
             console.print("abort requested: the controller daemon rolls back within one poll")
+
+
+@canary_app.command("judge-api")
+def judge_api(
+    port: Annotated[int | None, typer.Option(help="default: 8005 (beside the controller's)")] = None,
+    impl: PartImpl = None,
+    learner: Learner = None,
+) -> None:
+    """Serve the judge's verdict per rollout over HTTP, for an external rollout engine.
+
+    GET /v1/rollouts/ID/verdict?candidate=3 answers one look (mlops_lab.canary.judge_api).
+
+    With --impl exercises the verdict is the learner's lab 5 judge."""
+    from mlops_lab.canary.judge_api import DEFAULT_PORT, create_app
+
+    s = settings()
+    serve_forever(create_app(s, part=_part(impl, learner)), s.host, port or DEFAULT_PORT)

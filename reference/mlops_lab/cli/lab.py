@@ -5,10 +5,12 @@ mlops-lab lab hint 1                         (make hint-1)
 mlops-lab lab watch 1                        (make watch-1)
 mlops-lab lab status | reset 1 | verify [--repeat 10] | mutants [1]
 mlops-lab lab scenario lab1/corrupt-model    (make scenario S=lab1/corrupt-model)
+mlops-lab lab deep-dive [--out FILE]         (your interview notes: <home>/deep-dive.md)
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -125,3 +127,23 @@ def scenario(
 
     if not run_scenario(name, impl, get_settings(), console, strict):
         raise typer.Exit(1)
+
+
+@lab_app.command("deep-dive")
+def deep_dive(
+    out: Annotated[
+        Path | None, typer.Option(help="where to write the page; default <home>/deep-dive.md")
+    ] = None,
+) -> None:
+    """Your project deep dive: what you built, broke and measured, and the questions to expect."""
+    from mlops_lab.labs.deepdive import deep_dive as write_page
+    from mlops_lab.labs.manifest import load_manifest, repo_root
+
+    home = get_settings().home
+    root = repo_root()
+    page = write_page(load_manifest(root), home, root)
+    target = out or home / "deep-dive.md"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(page)
+    typer.echo(page, nl=False)
+    typer.echo(f"wrote {target}", err=True)

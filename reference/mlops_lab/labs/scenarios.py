@@ -20,70 +20,45 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from rich.console import Console
-from rich.markup import escape
 
 from mlops_lab.errors import UserError
 from mlops_lab.labs.impl import REFERENCE, Choice, choose
 from mlops_lab.labs.manifest import LabError, Scenario, get_scenario, load_manifest, repo_root
+from mlops_lab.labs.timeline import Timeline
 from mlops_lab.settings import Settings
 
-STYLE = {"inject": "bold magenta", "symptom": "yellow", "signal": "cyan", "mitigate": "blue", "info": "dim"}
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlops_lab.canary.controller import Controller
+    from mlops_lab.canary.state import Rollout
+
+# Lab 5's rollouts in seconds (Context.fast_canary): a 3 s shadow, 25% then 50% for 3 s each, a look
+# every second, a phase rolled back 8 s after its time without a PASS; the judge's sample sizes
+# scaled to match (planned 400, at least 80), and passive health that keeps a dead canary out for
+# the whole scenario (one probe per 30 s).
+FAST_CANARY: dict[str, Any] = {
+    "canary_shadow_s": 3.0,
+    "canary_steps": (25, 50),
+    "canary_step_s": 3.0,
+    "canary_look_s": 1.0,
+    "canary_max_wait_s": 8.0,
+    "canary_min_samples": 80,
+    "canary_planned_samples": 400,
+    "reload_poll_s": 0.5,
+    "router_probe_after_s": 30.0,
+}
 
 
 class ScenarioFailed(UserError):
     """A check of the scenario did not hold: the system did not behave reliably."""
-
-
-@dataclass
-class Event:
-    t: float
-    kind: str
-    text: str
-    ok: bool | None = None
-
-
-@dataclass
-class Timeline:
-    console: Console
-    started: float = field(default_factory=time.monotonic)
-    events: list[Event] = field(default_factory=list)
-
-    def add(self, kind: str, text: str, ok: bool | None = None) -> None:
-        event = Event(time.monotonic() - self.started, kind, text, ok)
-        self.events.append(event)
-        self.console.print(self.line(event), highlight=False)
-
-    @staticmethod
-    def line(e: Event) -> str:
-        if e.ok is None:
-            label, style = e.kind, STYLE[e.kind]
-        else:
-            label, style = ("check ✔", "green") if e.ok else ("check ✘", "bold red")
-        return f"  {e.t:6.1f}s  [{style}]{label:<9}[/] {escape(e.text)}"
-
-    def markdown(self, scenario: Scenario, passed: bool) -> str:
-        rows = [
-            f"# {scenario.key}: {scenario.title}",
-            "",
-            f"- symptom: {scenario.symptom}",
-            f"- signal: {scenario.signal}",
-            f"- mitigation: {scenario.mitigation}",
-            f"- result: {'PASSED' if passed else 'FAILED'}",
-            "",
-            "| t (s) | what | detail |",
-            "|---:|---|---|",
-        ]
-        for e in self.events:
-            what = e.kind if e.ok is None else ("check passed" if e.ok else "check FAILED")
-            rows.append(f"| {e.t:.1f} | {what} | {e.text} |")
-        return "\n".join(rows) + "\n"
 
 
 @dataclass
@@ -210,6 +185,109 @@ class Context:
     @staticmethod
     def ready(base: str) -> bool:
         return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+
+    # ---- lab 5: the canary system (router, controller, candidates)
+    def fast_canary(self, **overrides: Any) -> None:
+        """A rollout in seconds instead of minutes (FAST_CANARY, then `overrides`), for every
+        process started from now on and every controller made after."""
+        self.settings = self.settings.model_copy(update=FAST_CANARY | overrides)
+        self.supervisor.settings = self.settings
+
+    def start_canary_system(self) -> str:
+        """MLflow, a champion, the stable and canary model servers and the router in front of them
+        (the learner's `router-split` where it is solved); the router's URL once it is ready."""
+        from mlops_lab.runtime.supervisor import router_spec, server_spec
+
+        self.start_registry()
+        self.train_champion()
+        learner = sorted(self.choice.learner)
+        yours = ", ".join(learner) or "none solved yet: the reference"
+        self.info(f"setup: starting the stable and canary model servers and the router (your code: {yours})")
+        specs = [server_spec(self.settings, v, impl=self.impl, learner=learner) for v in ("stable", "canary")]
+        self.supervisor.start_all([*specs, router_spec(self.settings, self.impl, learner)])
+        base = f"http://{self.settings.host}:{self.settings.router_port}"
+        if not self.wait_for(lambda: self.ready(base), timeout_s=60):  # the router asks stable
+            raise ScenarioFailed(
+                f"setup: the stable server did not become ready (see {self.settings.home}/logs)"
+            )
+        return base
+
+    def stage_candidate(
+        self,
+        data: pd.DataFrame,
+        recent: pd.DataFrame,
+        offline: pd.DataFrame | None = None,
+        reason: str = "scenario candidate",
+    ) -> str:
+        """Train a version on `data`, record its canary expectation (the learner's
+        `canary-expectation` where solved) on the production rows `recent`, as the candidate's
+        offline world shows them (`offline`, default the same rows), and stage it as @challenger."""
+        from mlops_lab.canary.stage import record_expectation, stage
+        from mlops_lab.lifecycle.train import train
+
+        version = train(self.settings, data).version
+        expectation = record_expectation(self.settings, version, recent, offline, part=self.choice.resolve)
+        stage(self.settings, version, actor="scenario", reason=reason)
+        self.info(f"setup: v{version} staged as @challenger; expectation {expectation.describe()}")
+        return version
+
+    def controller(self) -> Controller:
+        """A canary controller to tick in-process (close it after): the learner's rollout tick
+        (`controller-tick`) and judge (`canary-judge`) where they are solved."""
+        from mlops_lab.canary.controller import Controller
+
+        logging.getLogger("mlops_lab.canary").setLevel(logging.ERROR)  # the timeline is the output
+        return Controller(self.settings, part=self.choice.resolve)
+
+    def roll(
+        self,
+        controller: Controller,
+        timeout_s: float = 90.0,
+        during: Callable[[Rollout], None] | None = None,
+        every_s: float = 0.3,
+    ) -> Rollout:
+        """Tick `controller` until its rollout ends and return the rollout; `during(rollout)` runs
+        after every tick. ScenarioFailed when it has not ended within timeout_s (a deadline)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            r = controller.tick()
+            if r is not None and during is not None:
+                during(r)
+            if r is not None and not r.active:
+                return r
+            time.sleep(every_s)
+        r = controller.tick()
+        where = "no rollout" if r is None else r.describe()
+        raise ScenarioFailed(f"the rollout did not end within {timeout_s:.0f} s: {where}")
+
+    def alias(self, alias: str) -> str | None:
+        """The version `alias` ("champion", "challenger") points at, None when it points nowhere."""
+        from mlops_lab.lifecycle.tracking import version_by_alias
+
+        mv = version_by_alias(self.client(), self.settings.model_name, alias)
+        return None if mv is None else str(mv.version)
+
+    @staticmethod
+    def metric(base: str, name: str, **labels: str) -> float | None:
+        """One sample of a process's GET /metrics (e.g. "mlops_router_fallbacks_total"), None
+        when it has no sample of that name with those labels."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = httpx.get(f"{base}/metrics", timeout=5).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and labels.items() <= sample.labels.items():
+                    return float(sample.value)
+        return None
+
+    def router_state(self) -> dict[str, Any]:
+        """The router's GET /admin/state: weights, canary_healthy, counts per variant."""
+        token = self.settings.admin_token.get_secret_value()
+        url = f"http://{self.settings.host}:{self.settings.router_port}/admin/state"
+        resp = httpx.get(url, headers={"authorization": f"Bearer {token}"}, timeout=5)
+        resp.raise_for_status()
+        state: dict[str, Any] = resp.json()
+        return state
 
     def until(self, predicate: Callable[[], Any], what: str, timeout_s: float = 60.0) -> Any:
         """Poll until `predicate` returns something true and return it (an HTTP error counts as

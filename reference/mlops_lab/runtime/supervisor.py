@@ -113,6 +113,24 @@ def controller_spec(
     return ProcessSpec("controller", argv, url, settings.controller_port, env=env)
 
 
+def judge_api_spec(
+    settings: Settings,
+    port: int | None = None,
+    impl: str = "reference",
+    learner: Sequence[str] | None = None,
+) -> ProcessSpec:
+    """The canary judge over HTTP (`mlops-lab canary judge-api`), for an external rollout engine;
+    not part of `mlops-lab up` (the controller judges in-process). With impl "exercises" the
+    verdict is the learner's lab 5 judge."""
+    from mlops_lab.canary.judge_api import DEFAULT_PORT
+
+    port = port or DEFAULT_PORT
+    argv = [sys.executable, "-m", "mlops_lab.cli", "canary", "judge-api", "--port", str(port)]
+    env = {"MLOPS_TRACKING_URI": settings.tracking_uri or settings.mlflow_server_uri}  # never serverless
+    env |= _learner_env(impl, learner)
+    return ProcessSpec("judge-api", argv, f"http://{settings.host}:{port}/healthz", port, env=env)
+
+
 def monitor_spec(
     settings: Settings, impl: str = "reference", learner: Sequence[str] | None = None
 ) -> ProcessSpec:

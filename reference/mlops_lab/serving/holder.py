@@ -33,6 +33,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from mlops_lab.data.generator import features_only, generate
 from mlops_lab.data.schema import SCHEMA
@@ -91,7 +92,10 @@ def load_version(settings: Settings, alias: str) -> LoadedModel:
 
 def resolve_version(settings: Settings, alias: str) -> Any:
     """The registry's ModelVersion behind the alias (.version, .run_id, .tags): one cheap call.
-    LoadError when no version has that alias."""
+    LoadError when no version has that alias. With `serve_version` set, that version whatever
+    the alias says (a server pinned by its manifest)."""
+    if settings.serve_version:
+        return _pinned_version(settings, settings.serve_version)
     mv = version_by_alias(client_for(settings), settings.model_name, alias)
     if mv is None:
         raise LoadError(f"no version of {settings.model_name} has alias @{alias} yet")
@@ -146,6 +150,16 @@ class ModelCache(Protocol):
     def get(self, key: Hashable, default: Any = None) -> Any: ...
     def put(self, key: Hashable, value: Any, size: int | None = None) -> bool: ...
     def pop(self, key: Hashable, default: Any = None) -> Any: ...
+
+
+def _pinned_version(settings: Settings, version: str) -> Any:
+    """The registry's ModelVersion `version`; LoadError when the registry does not hold it."""
+    try:
+        return client_for(settings).get_model_version(settings.model_name, version)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise LoadError(f"{settings.model_name} has no version {version} (MLOPS_SERVE_VERSION)") from exc
+        raise
 
 
 class CachedLoader:
