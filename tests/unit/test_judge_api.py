@@ -219,7 +219,7 @@ def test_concurrent_looks_spend_the_alpha_once(settings: Settings, store: Store)
 
 
 def test_the_window_is_pinned_at_the_first_look(api: TestClient, store: Store) -> None:
-    start = datetime.now(UTC) - timedelta(minutes=5)
+    start = NOW - timedelta(minutes=5)  # NOW, the other rows' time: fixed at import
     log(store, "stable", "1", 3000, seed=1, at=start + timedelta(minutes=1))
     log(store, "canary", "2", 50, seed=2, at=start + timedelta(minutes=2))  # a warm-up trickle
     log(store, "canary", "2", 2000, seed=3)
