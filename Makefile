@@ -12,7 +12,7 @@ S ?=
 TARGET ?= local
 
 # lab-N, hint-N, watch-N are pattern rules: N is any lab id in labs/labs.toml.
-.PHONY: scenario scenarios help setup setup-gpu demo test test-fast bench lint fmt lock up down status clean docs docs-serve notebooks cluster-up cluster-test cluster-down
+.PHONY: scenario scenarios help setup setup-gpu demo test test-fast bench lint fmt lock up down status clean docs docs-serve notebooks docker cluster-up cluster-test cluster-down
 
 help: ## list the targets
 	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/%/N/' | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -90,6 +90,9 @@ scenario: setup ## break it on purpose: S=lab1/corrupt-model [IMPL=exercises [ST
 	@if [ -z "$(S)" ]; then $(BIN)/mlops-lab lab scenario list; exit 2; fi
 	@if [ "$(TARGET)" = kind ]; then scripts/cluster.sh scenario $(S); \
 	else $(BIN)/mlops-lab lab scenario $(S) $(if $(IMPL),--impl $(IMPL)) $(if $(STRICT),--strict); fi
+
+docker: ## a running Docker engine: installs Debian's docker.io and starts dockerd where none runs (root, Linux)
+	@scripts/docker.sh
 
 # The cluster path (docs/cluster.md). cluster-up checks docker, kind and kubectl before anything
 # else (one line and exit 2 when one is missing), so it does not run setup first.
