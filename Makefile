@@ -12,7 +12,7 @@ S ?=
 TARGET ?= local
 
 # lab-N, hint-N, watch-N are pattern rules: N is any lab id in labs/labs.toml.
-.PHONY: scenario scenarios help setup setup-gpu demo test test-fast bench lint fmt lock up down status clean docs docs-serve notebooks docker cluster-up cluster-test cluster-down
+.PHONY: scenario scenarios help setup setup-gpu demo test test-fast bench lint fmt lock up down status clean docs docs-serve notebooks docker image compose-up compose-down cluster-up cluster-test cluster-down
 
 help: ## list the targets
 	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/%/N/' | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -27,8 +27,9 @@ setup-gpu: setup ## add the optional gpu extra (torch) to .venv: the torch model
 	@touch $(VENV)/.gpu-extra
 	@$(BIN)/python -c "import torch; print('torch', torch.__version__, '- CUDA available:', torch.cuda.is_available())"
 
-demo: setup ## play the whole story locally (IMPL=exercises: with your solved exercises; STRICT=1)
-	@$(BIN)/mlops-lab demo $(if $(IMPL),--impl $(IMPL)) $(if $(STRICT),--strict)
+demo: setup ## play the whole story locally (IMPL=exercises: your solved exercises; TARGET=containers)
+	@if [ "$(TARGET)" = containers ]; then scripts/compose.sh up && scripts/compose.sh story; \
+	else $(BIN)/mlops-lab demo $(if $(IMPL),--impl $(IMPL)) $(if $(STRICT),--strict); fi
 
 test: setup ## run every test: unit, system (real MLflow, uvicorn, locust), e2e (demo, docs); the 15 slowest
 	@$(BIN)/pytest --durations=15 $(PYTEST_ARGS)
@@ -36,12 +37,13 @@ test: setup ## run every test: unit, system (real MLflow, uvicorn, locust), e2e 
 test-fast: setup ## the unit tests only: no servers, no network (about a minute): a maintainer's loop
 	@$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 
-bench: setup ## benchmarks -> var/bench/{serving,router,canary,drift,labs}.{json,md} (~17 min)
+bench: setup ## benchmarks -> var/bench/{serving,router,canary,drift,labs,containers}.{json,md} (~20 min)
 	@$(BIN)/python -m mlops_lab.bench.serving
 	@$(BIN)/python -m mlops_lab.bench.router
 	@$(BIN)/python -m mlops_lab.bench.canary
 	@$(BIN)/python -m mlops_lab.bench.drift
 	@$(BIN)/python -m mlops_lab.bench.labs
+	@$(BIN)/python -m mlops_lab.bench.containers
 
 # Both docs targets first execute the notebooks whose executed copy (var/notebooks/) is stale
 # (about 25 s for both; nothing when up to date): the site shows them with their outputs.
@@ -86,13 +88,24 @@ watch-%: setup ## re-grade lab N on every save
 scenarios: setup ## run every lab scenario on the reference (CI does; about 9 min)
 	@$(BIN)/mlops-lab lab scenario all
 
-scenario: setup ## break it on purpose: S=lab1/corrupt-model [IMPL=exercises [STRICT=1]] [TARGET=kind]
+scenario: setup ## break it on purpose: S=lab1/corrupt-model [IMPL=exercises [STRICT=1]] [TARGET=kind]; S=containers/...
 	@if [ -z "$(S)" ]; then $(BIN)/mlops-lab lab scenario list; exit 2; fi
 	@if [ "$(TARGET)" = kind ]; then scripts/cluster.sh scenario $(S); \
+	elif [ -n "$(filter containers/%,$(S))" ] || [ "$(TARGET)" = containers ]; then \
+	  scripts/compose.sh up && scripts/compose.sh scenario $(S); \
 	else $(BIN)/mlops-lab lab scenario $(S) $(if $(IMPL),--impl $(IMPL)) $(if $(STRICT),--strict); fi
 
 docker: ## a running Docker engine: installs Debian's docker.io and starts dockerd where none runs (root, Linux)
 	@scripts/docker.sh
+
+image: setup ## build the images here (a Debian base where no registry answers; wheels from the lock)
+	@scripts/docker.sh && scripts/image.sh
+
+compose-up: setup ## the whole system as containers (reference/compose): MLflow, Postgres, servers, router, ...
+	@scripts/compose.sh up
+
+compose-down: ## stop and remove the containers, their networks and volumes
+	@scripts/compose.sh down
 
 # The cluster path (docs/cluster.md). cluster-up checks docker, kind and kubectl before anything
 # else (one line and exit 2 when one is missing), so it does not run setup first.

@@ -164,8 +164,9 @@ class Settings(BaseSettings):
     # Service, e.g. MLOPS_PEER_HOSTS='{"stable": "stable", "canary": "canary", "router": "router"}'.
     peer_hosts: dict[str, str] = Field(default_factory=dict)
     # How the monitor starts a retraining run: "local" runs the pipeline in its own process tree
-    # (Airflow under home/); "kubernetes" creates a Job in k8s_namespace (mlops_lab.pipeline.k8s_job).
-    retrain_backend: Literal["local", "kubernetes"] = "local"
+    # (Airflow under home/); "kubernetes" creates a Job in k8s_namespace (mlops_lab.pipeline.k8s_job);
+    # "process" runs the Job's steps in the monitor's own container, without Airflow (reference/compose).
+    retrain_backend: Literal["local", "kubernetes", "process"] = "local"
     k8s_namespace: str = "mlops-lab"
     # The retraining Job's image: the one image every component runs. None: mlops-lab:<package version>.
     k8s_image: str | None = None

@@ -17,6 +17,7 @@ from mlops_lab.pipeline.trigger import (
     default_trigger,
     kubernetes_trigger,
     pipeline_trigger,
+    process_trigger,
 )
 from mlops_lab.settings import Settings
 
@@ -110,6 +111,7 @@ def test_kubernetes_trigger_creates_waits_and_skips(tmp_path: Path) -> None:
     s = Settings(home=tmp_path, retrain_backend="kubernetes", k8s_image="mlops-lab:test")
     assert default_trigger(s) is kubernetes_trigger
     assert default_trigger(Settings(home=tmp_path)) is pipeline_trigger
+    assert default_trigger(Settings(home=tmp_path, retrain_backend="process")) is process_trigger
     api = FakeBatchApi()
     outcome = kubernetes_trigger(s, "drift", api=api, poll_s=0)
     assert len(api.created) == 1 and outcome.name == api.created[0]["metadata"]["name"]

@@ -4,6 +4,7 @@
     python -m mlops_lab.cluster.incluster bootstrap          # the bootstrap Job: v1 -> @champion
     python -m mlops_lab.cluster.incluster labels --seconds 900   # chargebacks arrive (the story)
     python -m mlops_lab.cluster.incluster bad-candidate      # passes offline, fails online
+    python -m mlops_lab.cluster.incluster good-candidate     # a healthy retrain, staged
     python -m mlops_lab.cluster.incluster corrupt-candidate  # an artifact that cannot load
 
 They read the same MLOPS_* settings as every component (the ConfigMap and the Secret), so they
@@ -84,6 +85,16 @@ def labels(seconds: float) -> None:
 def bad_candidate(rows: int = 30_000) -> None:
     """The demo's act 5: trained on a warehouse export with amounts in cents, so it passes the
     offline gate and shows its skew only online; staged for the controller to roll out (and back)."""
+    _candidate(rows, cents=True)
+
+
+def good_candidate(rows: int = 30_000) -> None:
+    """A healthy retrain (fresh baseline rows), gated and staged: a rollout that should promote,
+    for the scenarios that break something else in the middle of it (story.containers_story)."""
+    _candidate(rows, cents=False)
+
+
+def _candidate(rows: int, *, cents: bool) -> None:
     from mlops_lab.canary.stage import record_expectation, stage
     from mlops_lab.data.generator import features_only, generate
     from mlops_lab.data.schema import SCHEMA
@@ -95,17 +106,19 @@ def bad_candidate(rows: int = 30_000) -> None:
 
     configure_mlflow_env()
     s = get_settings()
-    export = generate("covariate_shift", rows, seed=s.seed + 40)
-    export = export.assign(amount=export["amount"] * 100)
-    cap = next(f.maximum for f in SCHEMA.features if f.name == "amount")
-    export = export[export["amount"] <= (cap or float("inf"))]
-    version = train(
-        s, export, lineage={"trigger_reason": "cluster test: retrain on the warehouse export"}
-    ).version
+    if cents:
+        export = generate("covariate_shift", rows, seed=s.seed + 40)
+        export = export.assign(amount=export["amount"] * 100)
+        cap = next(f.maximum for f in SCHEMA.features if f.name == "amount")
+        export = export[export["amount"] <= (cap or float("inf"))]
+        reason = "cluster test: retrain on the warehouse export"
+    else:
+        export, reason = generate("baseline", rows, seed=s.seed + 50), "cluster test: a healthy retrain"
+    version = train(s, export, lineage={"trigger_reason": reason}).version
     verdict, _ = gate_version(s, version)
     print(f"v{version} offline gate: {verdict.summary()}", flush=True)
     if not verdict.passed:
-        raise SystemExit(f"the skewed v{version} should pass the offline gate: {verdict.summary()}")
+        raise SystemExit(f"v{version} should pass the offline gate: {verdict.summary()}")
     store = Store(s.resolved_store_url)
     try:
         recent = features_only(store.predictions_frame(variant="stable").tail(2_000))
@@ -113,8 +126,11 @@ def bad_candidate(rows: int = 30_000) -> None:
         store.dispose()
     if recent.empty:
         raise SystemExit("no stable predictions yet: send traffic first")
-    record_expectation(s, version, recent, recent.assign(amount=recent["amount"] * 100))
-    stage(s, version, actor="cluster-test", reason="cluster test: hand-trained candidate")
+    # The candidate's view of the same requests: in cents for the skewed one (what its training
+    # data taught it to expect), unchanged for the healthy one.
+    seen = recent.assign(amount=recent["amount"] * 100) if cents else recent
+    record_expectation(s, version, recent, seen)
+    stage(s, version, actor="cluster-test", reason=reason)
     print(f"@challenger -> v{version}")
 
 
@@ -154,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("bootstrap")
     sub.add_parser("labels").add_argument("--seconds", type=float, default=900.0)
     sub.add_parser("bad-candidate")
+    sub.add_parser("good-candidate")
     sub.add_parser("corrupt-candidate")
     args = parser.parse_args(argv)
     if args.command == "wait":
@@ -168,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     {
         "bootstrap": bootstrap,
         "bad-candidate": bad_candidate,
+        "good-candidate": good_candidate,
         "corrupt-candidate": corrupt_candidate,
         "labels": lambda: labels(args.seconds),
     }[args.command]()

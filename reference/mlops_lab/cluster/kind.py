@@ -16,11 +16,11 @@ import copy
 import json
 import os
 import subprocess
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
+
+from mlops_lab.cluster.target import CommandError, Failed, Target
 
 NAMESPACE = "mlops-lab"
 ROUTER = os.environ.get("MLOPS_KIND_ROUTER", "http://127.0.0.1:30800")
@@ -29,24 +29,22 @@ STATUS_URL = "http://127.0.0.1:8003/v1/status"  # from inside the monitor's pod:
 STATUS_CMD = f"import urllib.request as u; print(u.urlopen('{STATUS_URL}', timeout=10).read().decode())"
 
 
-class Failed(Exception):
-    """A check of the story or a scenario did not hold; the message says which."""
+__all__ = ["COMPONENT", "ROUTER", "STATUS_CMD", "Failed", "Kind", "KubectlError"]
 
 
-class KubectlError(Failed):
+class KubectlError(CommandError):
     """kubectl failed (the API server busy, a pod restarting): `Kind.wait` retries these."""
 
 
-class Kind:
+class Kind(Target):
     def __init__(self, context: str) -> None:
+        super().__init__()
         self.context = context
         self.kubectl_bin = os.environ.get("KUBECTL", "kubectl")
-        self.t0 = time.monotonic()
+        self.router = ROUTER
         self._token: str | None = None
 
     # ------------------------------------------------------------------ plumbing
-    def say(self, what: str, detail: str = "") -> None:
-        print(f"{time.monotonic() - self.t0:7.1f}s  {what}{'  ' + detail if detail else ''}", flush=True)
 
     def kubectl(self, *args: str, stdin: str | None = None, timeout: float = 120) -> str:
         argv = [self.kubectl_bin, "--context", self.context, "--namespace", NAMESPACE, *args]
@@ -57,19 +55,6 @@ class Kind:
 
     def get(self, *args: str) -> Any:
         return json.loads(self.kubectl("get", *args, "-o", "json"))
-
-    def wait(self, check: Callable[[], bool], timeout_s: float, what: str, every_s: float = 3) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if check():
-                    return
-            except (KubectlError, httpx.HTTPError, ValueError, KeyError) as exc:
-                last = str(exc)[:200]
-                if time.monotonic() + every_s >= deadline:
-                    raise Failed(f"{what} (last error: {last})") from exc
-            time.sleep(every_s)
-        raise Failed(what)
 
     # ------------------------------------------------------------------ what the cluster says
     def monitor_status(self) -> dict[str, Any]:
@@ -129,6 +114,9 @@ class Kind:
         if wait:
             self.wait_job(name, timeout_s)
 
+    def stop_job(self, name: str) -> None:
+        self.kubectl("delete", "job", name, "--ignore-not-found", "--wait=false")
+
     def wait_job(self, name: str, timeout_s: float) -> None:
         def done() -> bool:
             conditions = self.get("job", name).get("status", {}).get("conditions", [])
@@ -139,23 +127,6 @@ class Kind:
 
         self.wait(done, timeout_s, f"Job {name} did not finish in {timeout_s:.0f} s")
         self.say(f"Job {name} complete", self.kubectl("logs", f"job/{name}", "--tail=1").strip())
-
-    def follow_rollout(self, candidate: str, timeout_s: float) -> dict[str, Any]:
-        shown: set[tuple[str, int]] = set()
-        result: dict[str, Any] = {}
-
-        def finished() -> bool:
-            r = self.rollout()
-            if r is None or r["candidate"] != candidate:
-                return False
-            if (r["phase"], r["weight"]) not in shown:
-                shown.add((r["phase"], r["weight"]))
-                self.say(f"canary {r['phase']}", f"{r['weight']}%: {r.get('reason', '')}")
-            result.update(r)
-            return r["phase"] in ("promoted", "rolled_back")
-
-        self.wait(finished, timeout_s, f"the rollout of v{candidate} did not finish", every_s=2)
-        return result
 
     def challenger_of_job(self, job: str) -> str:
         """The version a Job staged, from its last log line (`@challenger -> vN`)."""

@@ -8,7 +8,9 @@ It returns anything describable (shown in the monitor's /v1/status), raises
 `RetrainAlreadyRunning` when a run is already in progress (counted as `skipped`, nothing
 started), or any other error (counted as `failed`). `retrain_backend` picks one:
   - local: the pipeline under a local Airflow (`pipeline.run`), one run at a time by a file lock;
-  - kubernetes: one Job per trigger (`pipeline.k8s_job`), one at a time by the Jobs' label.
+  - kubernetes: one Job per trigger (`pipeline.k8s_job`), one at a time by the Jobs' label;
+  - process: the Job's steps in the monitor's own process, without Airflow (the containers of
+    reference/compose, where the monitor may not start containers), one at a time by the file lock.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from mlops_lab.pipeline.guard import RetrainAlreadyRunning
 from mlops_lab.pipeline.k8s_job import (
     ACTIVE_DEADLINE_S,
+    BASE_ROWS,
     SELECTOR,
     JobOutcome,
     batch_api,
@@ -34,7 +37,14 @@ log = logging.getLogger(__name__)
 
 Trigger = Callable[[Settings, str], object]
 
-__all__ = ["RetrainAlreadyRunning", "Trigger", "default_trigger", "kubernetes_trigger", "pipeline_trigger"]
+__all__ = [
+    "RetrainAlreadyRunning",
+    "Trigger",
+    "default_trigger",
+    "kubernetes_trigger",
+    "pipeline_trigger",
+    "process_trigger",
+]
 
 
 def pipeline_trigger(settings: Settings, reason: str) -> object:
@@ -44,6 +54,24 @@ def pipeline_trigger(settings: Settings, reason: str) -> object:
     on purpose (bad data, the gate): the summary says which. A crashed or unfinished run fails.
     """
     result = retrain(settings, reason)
+    if result.status in ("crashed", "incomplete"):
+        raise RuntimeError(result.summary())
+    return result
+
+
+def process_trigger(settings: Settings, reason: str) -> object:
+    """The trigger in a container: the steps the cluster's Job runs, here in this process.
+
+    Like the Job's init container, it first regenerates the base training set when the home
+    lacks it (a pure function of scenario, rows and seed: the rows v1 was trained on).
+    """
+    base = settings.home / "data" / "train.parquet"
+    if not base.exists():
+        from mlops_lab.data.generator import generate
+        from mlops_lab.data.io import write_frame
+
+        write_frame(generate("baseline", BASE_ROWS, seed=settings.seed), base)
+    result = retrain(settings, reason, in_process=True)
     if result.status in ("crashed", "incomplete"):
         raise RuntimeError(result.summary())
     return result
@@ -76,7 +104,9 @@ def kubernetes_trigger(
 
 
 def default_trigger(settings: Settings) -> Trigger:
-    """The trigger `retrain_backend` names: the local pipeline, or a Job in the cluster."""
+    """The trigger `retrain_backend` names: the local pipeline, a Job in the cluster, or this process."""
     if settings.retrain_backend == "kubernetes":
         return kubernetes_trigger
+    if settings.retrain_backend == "process":
+        return process_trigger
     return pipeline_trigger

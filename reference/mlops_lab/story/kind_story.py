@@ -1,4 +1,6 @@
 """The story and the kind scenarios, played from the laptop against the cluster (scripts/cluster.sh).
+The story and bad_candidate take any target with Kind's questions: story.containers_story plays
+them against the containers of reference/compose (cluster.compose.Compose).
 
     python -m mlops_lab.story.kind_story story
     python -m mlops_lab.story.kind_story scenario stable-pod-deleted|corrupt-canary|bad-candidate
@@ -19,20 +21,22 @@ from typing import Any
 
 import httpx
 
+from mlops_lab.cluster.compose import Compose
 from mlops_lab.cluster.kind import ROUTER, Failed, Kind
 from mlops_lab.load.traffic import Traffic, summarize
 
 
 # ---------------------------------------------------------------- the story
-def story(kind: Kind) -> None:
-    kind.wait(lambda: httpx.get(f"{ROUTER}/readyz", timeout=3).status_code == 200, 120, "router not ready")
+def story(kind: Kind | Compose) -> None:
+    ready = f"{kind.router}/readyz"
+    kind.wait(lambda: httpx.get(ready, timeout=3).status_code == 200, 120, "router not ready")
     champion = kind.served()
     kind.say("router ready", f"stable serves v{champion}")
     # Chargebacks arrive behind the traffic, as in the demo: retraining learns from them.
     kind.run_job("story-labels", ["labels", "--seconds", "1500"], wait=False, small=True)
     last = kind.rollout()
     before = last["rollout_id"] if last else None
-    traffic = Traffic(ROUTER, 100, concurrency=16, seed=11).start()
+    traffic = Traffic(kind.router, 100, concurrency=16, seed=11).start()
     try:
         status = kind.monitor_status()
         first, trigger_before = status["windows"], status.get("last_trigger")
@@ -74,7 +78,7 @@ def story(kind: Kind) -> None:
         bad_candidate(kind, candidate)
     finally:
         traffic.stop()
-        kind.kubectl("delete", "job", "story-labels", "--ignore-not-found", "--wait=false")
+        kind.stop_job("story-labels")
     rows = summarize(traffic.answers)
     errors = sum(int(v["errors"]) for v in rows.values())
     kind.say("traffic", json.dumps(rows))
@@ -82,7 +86,7 @@ def story(kind: Kind) -> None:
         raise Failed(f"{errors} of {len(traffic.answers)} requests failed (SLO 0.1%)")
 
 
-def bad_candidate(kind: Kind, champion: str | None = None) -> None:
+def bad_candidate(kind: Kind | Compose, champion: str | None = None) -> None:
     champion = champion or kind.served()
     kind.run_job("bad-candidate", ["bad-candidate"], timeout_s=600)
     version = kind.challenger_of_job("bad-candidate")
@@ -161,8 +165,8 @@ def corrupt_canary(kind: Kind) -> None:
     kind.say(f"v{version} aborted", f"{r.get('reason', '')}; canary pod never Ready; stable v{champion}")
 
 
-def bad_candidate_scenario(kind: Kind) -> None:
-    traffic = Traffic(ROUTER, 100, concurrency=16, seed=17).start()  # the judge needs canary traffic
+def bad_candidate_scenario(kind: Kind | Compose) -> None:
+    traffic = Traffic(kind.router, 100, concurrency=16, seed=17).start()  # the judge needs canary traffic
     try:
         time.sleep(15)
         bad_candidate(kind)
