@@ -64,8 +64,9 @@ lint: setup ## ruff, mypy, import-linter (the layers in pyproject.toml)
 fmt: setup ## format the code
 	@$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
-lock: ## re-resolve requirements/main.in into requirements/lock.txt
+lock: ## re-resolve requirements/main.in into requirements/lock.txt, and the image's runtime.txt from it
 	@$(BIN)/uv pip compile --quiet --python-version 3.11 requirements/main.in -o requirements/lock.txt
+	@$(BIN)/uv pip compile --quiet --python-version 3.11 requirements/runtime.in -c requirements/lock.txt -o requirements/runtime.txt
 
 up: setup ## start the local system (MLflow, servers, router, monitor, controller, Prometheus)
 	@$(BIN)/mlops-lab up
