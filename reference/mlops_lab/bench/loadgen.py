@@ -25,7 +25,7 @@ import itertools
 import math
 import time
 from collections import Counter
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -36,9 +36,18 @@ T = TypeVar("T")
 _STREAM_LIMIT = 1 << 20
 
 
-def encode_request(host: str, port: int, method: str, path: str, body: bytes | None = None) -> bytes:
-    """One complete HTTP/1.1 request (keep-alive), ready to write as is."""
+def encode_request(
+    host: str,
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> bytes:
+    """One complete HTTP/1.1 request (keep-alive), ready to write as is; `headers` are added as
+    given (e.g. the canary router's card id header, so the router routes without a parse)."""
     lines = [f"{method} {path} HTTP/1.1", f"host: {host}:{port}", "connection: keep-alive"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
     if body is not None:
         lines += ["content-type: application/json", f"content-length: {len(body)}"]
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")

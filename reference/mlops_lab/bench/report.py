@@ -43,7 +43,7 @@ def goals_of(figures: dict[str, Any]) -> list[dict[str, Any]]:
     p50, p99 = c1["predict"]["p50_ms"], c1["predict"]["p99_ms"]
     budget = 1.3 * (c1["noop"]["p50_ms"] + inproc["goal_p50_ms"])
     per_row, single = batch["per_row_ms"], c1["predict"]["p50_ms"]
-    return [
+    serving = [
         _goal(
             "throughput predict / noop",
             ">= 0.6",
@@ -63,12 +63,50 @@ def goals_of(figures: dict[str, Any]) -> list[dict[str, Any]]:
             f"budget {budget:.4f} ms = 1.3 x ({c1['noop']['p50_ms']:.4f} + {inproc['goal_p50_ms']:.4f})",
         ),
         _goal(
-            "batch per-row cost",
-            "<= 1/50 of a single-row request p50",
+            f"per-row cost of a {batch.get('rows', 1000)}-row batch",
+            "<= 1/50 of a single-row request",
             per_row,
             "ms",
             per_row <= single / 50,
-            f"limit {single / 50:.4f} ms = {single:.4f} ms / 50",
+            f"limit {single / 50:.4f} ms = {single:.4f} ms (single-row request p50) / 50",
+        ),
+    ]
+    return [*serving, *startup_goals(figures)]
+
+
+STARTUP_GOAL_S = 2.0
+RSS_GOAL_MIB = 150.0
+
+
+def startup_goals(figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model server's start-up (process start -> /readyz 200) and RSS after warm-up, medians,
+    each next to the bare uvicorn app's; none when the run did not measure them."""
+    st = figures.get("startup")
+    if not st:
+        return []
+    server, bare, n = st["server"], st["bare"], st["repeats"]
+    ready, rss = server["median_ready_s"], server["median_rss_mib"]
+    return [
+        _goal(
+            "server start-up, process start -> /readyz 200",
+            f"<= {STARTUP_GOAL_S:g} s",
+            ready,
+            "s",
+            ready <= STARTUP_GOAL_S,
+            f"median of {n}: {server['ready_s']}; bare uvicorn app {bare['median_ready_s']:.3f} s"
+            + (
+                f"; the model's load {server['median_model_load_s']:.3f} s"
+                if "median_model_load_s" in server
+                else ""
+            ),
+        ),
+        _goal(
+            "server RSS after warm-up",
+            f"<= {RSS_GOAL_MIB:g} MiB",
+            rss,
+            "MiB",
+            rss <= RSS_GOAL_MIB,
+            f"median of {n}: {server['rss_mib']}; bare uvicorn app {bare['median_rss_mib']:.1f} MiB",
         ),
     ]
 
@@ -136,11 +174,19 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"- Batch: p50 {_fmt(b['p50_ms'])} ms for {b['rows']} rows = {_fmt(b['per_row_ms'] * 1000)} us "
         f"per row, vs {_fmt(c1['predict']['p50_ms'] * 1000)} us for a single-row request "
         f"({_fmt(c1['predict']['p50_ms'] / b['per_row_ms'])}x).",
-        f"- Server RSS after warm-up: {_fmt(fig['server_rss_mib'])} MiB "
+        f"- Bench server RSS after the throughput runs: {_fmt(fig['server_rss_mib'])} MiB "
         f"(at the end: {_fmt(fig['server_rss_end_mib'])} MiB).",
         f"- Throughput ratio predict/noop: {_fmt(tp['ratio'])}, from {tp['rounds']} interleaved rounds per "
         f"endpoint (rps per round: noop {tp['noop']['rounds_rps']}, predict {tp['predict']['rounds_rps']}).",
     ]
+    st = fig.get("startup")
+    if st:
+        out.append(
+            f"- Start-up ({st['repeats']} starts each, alternating; warm-up: {st['warm_up']}): model server "
+            f"`mlops-lab serve` ready in {_fmt(st['server']['median_ready_s'])} s, "
+            f"{_fmt(st['server']['median_rss_mib'])} MiB after warm-up; bare uvicorn app "
+            f"{_fmt(st['bare']['median_ready_s'])} s, {_fmt(st['bare']['median_rss_mib'])} MiB."
+        )
     for name in ("noop", "predict"):
         c = tp[name]["server_cpu_us_per_request"]
         out.append(

@@ -22,26 +22,32 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from fastapi import FastAPI
 
-from mlops_lab.serving.app import create_app
-from mlops_lab.serving.schemas import PredictRequest
-from mlops_lab.settings import Settings, child_env, get_settings
+if TYPE_CHECKING:  # imported where used: the bare baseline app below imports FastAPI alone
+    from mlops_lab.settings import Settings
 
 NOOP_PATH = "/bench/noop"
 NOOP_GET_PATH = "/bench/noop-get"
 GC_PATH = "/bench/gc"
 FACTORY = "mlops_lab.bench.server:create_bench_app"
+# The start-up and memory baseline: a do-nothing FastAPI app, started like the bench server. This
+# module imports nothing but FastAPI at the top (not the model server, its libraries, the settings
+# or httpx), so the baseline stays bare.
+BARE_FACTORY = "mlops_lab.bench.server:create_bare_app"
 
 
 def add_noop_routes(app: FastAPI) -> FastAPI:
     """POST /bench/noop parses the body exactly as /v1/predict does, then returns a constant."""
+    from mlops_lab.serving.schemas import PredictRequest
 
-    @app.post(NOOP_PATH)
-    async def noop(body: PredictRequest) -> dict[str, str]:
+    async def noop(body: Any) -> dict[str, str]:
         return {"status": "ok"}
+
+    noop.__annotations__["body"] = PredictRequest  # resolved here: this module imports it lazily
+    app.post(NOOP_PATH)(noop)
 
     @app.get(NOOP_GET_PATH)
     async def noop_get() -> dict[str, str]:
@@ -93,10 +99,32 @@ def add_gc_probe(app: FastAPI) -> FastAPI:
 
 def create_bench_app() -> FastAPI:
     """uvicorn --factory entry point: settings from MLOPS_* variables, like `mlops-lab serve`."""
-    from mlops_lab.lifecycle.tracking import configure_mlflow_env
+    from mlops_lab.lifecycle.aliases import configure_mlflow_env
+    from mlops_lab.serving.app import create_app
+    from mlops_lab.settings import get_settings
 
     configure_mlflow_env()
     return add_gc_probe(add_noop_routes(create_app(get_settings(), "stable")))
+
+
+def create_bare_app() -> FastAPI:
+    """uvicorn --factory entry point of the baseline: /readyz and the predict routes answer a
+    constant (JSON bodies are parsed, nothing is validated, scored or logged)."""
+    app = FastAPI(title="bare baseline")
+
+    @app.get("/readyz")
+    async def readyz() -> dict[str, str]:
+        return {"status": "ready"}
+
+    @app.post("/v1/predict")
+    async def predict(body: dict[str, Any]) -> dict[str, float]:
+        return {"score": 0.0}
+
+    @app.post("/v1/predict/batch")
+    async def predict_batch(body: dict[str, Any]) -> dict[str, int]:
+        return {"rows": len(body.get("rows", ()))}
+
+    return app
 
 
 @dataclass
@@ -147,18 +175,16 @@ class ServerProcess:
                 self.proc.wait(timeout=10)
 
 
-def start_server(
-    settings: Settings, port: int, *, core: int | None, log_path: Path, timeout_s: float = 120.0
-) -> ServerProcess:
-    """Start one uvicorn worker serving `create_bench_app` and wait until /readyz answers 200."""
-    argv = [
+def uvicorn_argv(factory: str, host: str, port: int) -> list[str]:
+    """`python -m uvicorn --factory <factory>`: one worker, no access log, warnings only."""
+    return [
         sys.executable,
         "-m",
         "uvicorn",
         "--factory",
-        FACTORY,
+        factory,
         "--host",
-        settings.host,
+        host,
         "--port",
         str(port),
         "--workers",
@@ -167,17 +193,30 @@ def start_server(
         "--log-level",
         "warning",
     ]
+
+
+def server_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A child's environment: the parent's without its MLOPS_* (so the child sees exactly
+    `settings`, unset fields included), then `settings`, one BLAS thread, then `extra`."""
+    from mlops_lab.settings import child_env
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
+    env.update(child_env(settings))
+    env["MLOPS_TRACKING_URI"] = settings.tracking_uri or settings.mlflow_sqlite_uri
+    env["OMP_NUM_THREADS"] = "1"
+    return env | (extra or {})
+
+
+def launch(
+    argv: list[str], env: dict[str, str], base_url: str, *, core: int | None, log_path: Path
+) -> ServerProcess:
+    """Start `argv` in its own session, pinned to `core` when given; does not wait for it."""
     pinning = "none"
     taskset = shutil.which("taskset")
     if core is not None and taskset:
         # taskset execs python, so the pid stays the same and every thread inherits the mask.
         argv = [taskset, "-c", str(core), *argv]
         pinning = f"taskset -c {core}"
-    # Drop the parent's MLOPS_* so the child sees exactly `settings` (unset fields included).
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
-    env.update(child_env(settings))
-    env["MLOPS_TRACKING_URI"] = settings.tracking_uri or settings.mlflow_sqlite_uri
-    env["OMP_NUM_THREADS"] = "1"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
@@ -193,17 +232,41 @@ def start_server(
         # so threads created later inherit this mask.
         os.sched_setaffinity(proc.pid, {core})
         pinning = f"sched_setaffinity({{{core}}})"
-    server = ServerProcess(proc, f"http://{settings.host}:{port}", log_path, pinning)
-    deadline = time.monotonic() + timeout_s
+    return ServerProcess(proc, base_url, log_path, pinning)
+
+
+def wait_ready(server: ServerProcess, timeout_s: float, poll_s: float = 0.2) -> float:
+    """Seconds until GET /readyz answers 200 (polled every `poll_s` over one keep-alive
+    client); RuntimeError with the log's tail if the process exits or the time runs out. The
+    process is stopped on failure."""
+    import httpx
+
+    started = time.monotonic()
+    deadline = started + timeout_s
     try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with code {proc.returncode}:\n{server.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{server.base_url}/readyz", timeout=1.0).status_code == 200:
-                    return server
-            time.sleep(0.2)
+        with httpx.Client(timeout=1.0) as client:
+            while time.monotonic() < deadline:
+                if server.proc.poll() is not None:
+                    raise RuntimeError(
+                        f"server exited with code {server.proc.returncode}:\n{server.log_tail()}"
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(f"{server.base_url}/readyz").status_code == 200:
+                        return time.monotonic() - started
+                time.sleep(poll_s)
         raise RuntimeError(f"server not ready after {timeout_s:.0f}s:\n{server.log_tail()}")
     except BaseException:
         server.stop(grace_s=5)
         raise
+
+
+def start_server(
+    settings: Settings, port: int, *, core: int | None, log_path: Path, timeout_s: float = 120.0
+) -> ServerProcess:
+    """Start one uvicorn worker serving `create_bench_app` and wait until /readyz answers 200."""
+    argv = uvicorn_argv(FACTORY, settings.host, port)
+    server = launch(
+        argv, server_env(settings), f"http://{settings.host}:{port}", core=core, log_path=log_path
+    )
+    wait_ready(server, timeout_s)
+    return server

@@ -6,9 +6,15 @@ Writes $MLOPS_HOME/bench/serving.json (every figure, the environment, each goal 
 measured value and verdict) and serving.md (the summary it also prints). A missed goal is
 reported, not fatal: the exit code is non-zero only when something could not be measured.
 
-Setup: a throwaway MLOPS home with a serverless SQLite registry; v1 trained on 20,000 baseline
-rows and promoted; one uvicorn worker (`mlops_lab.bench.server:create_bench_app`, the real app
-plus a do-nothing POST /bench/noop) pinned to one core, the load generator pinned to the other.
+Setup: a throwaway MLOPS home with a local MLflow server (`mlflow server` on SQLite, as `mlops-lab
+up` runs it); v1 trained on 20,000 baseline rows and promoted through it; one uvicorn worker
+(`mlops_lab.bench.server:create_bench_app`, the real app plus a do-nothing POST /bench/noop) pinned
+to one core, the load generator pinned to the other.
+
+Start-up and memory: the model server as the supervisor starts it (`python -m mlops_lab.cli serve`)
+and a do-nothing FastAPI app (`mlops_lab.bench.server:create_bare_app`) as the baseline, started
+in alternation STARTUP_REPEATS times each on the server's core: seconds from process start to the
+first /readyz 200, then RSS after a warm-up (single rows and two 1,000-row batches). Medians.
 """
 
 from __future__ import annotations
@@ -29,10 +35,21 @@ from typing import Any
 
 from mlops_lab.bench import runs
 from mlops_lab.bench.report import COMMAND, goals_of, render_markdown
-from mlops_lab.bench.server import ServerProcess, start_server
+from mlops_lab.bench.server import (
+    BARE_FACTORY,
+    ServerProcess,
+    launch,
+    server_env,
+    start_server,
+    uvicorn_argv,
+    wait_ready,
+)
 from mlops_lab.settings import Settings, get_settings
 
 TRAIN_ROWS = 20_000
+STARTUP_REPEATS = 3
+STARTUP_POLL_S = 0.02  # /readyz polled this often: the resolution of the start-up figure
+WARM_SINGLE, WARM_BATCHES = 200, 2  # the warm-up before RSS is read: single rows, 1,000-row batches
 PACKAGES = ("fastapi", "starlette", "uvicorn", "pydantic", "scikit-learn", "uvloop", "httptools")
 
 
@@ -73,10 +90,106 @@ def _versions() -> dict[str, str]:
     return out
 
 
+# A start-up command: (argv, environment, base URL) for a port.
+Command = tuple[list[str], dict[str, str], str]
+
+
+def model_server_command(settings: Settings, port: int, extra_env: dict[str, str] | None = None) -> Command:
+    """The stable model server exactly as `mlops-lab up` starts it (runtime.supervisor.server_spec)."""
+    from mlops_lab.runtime.supervisor import server_spec
+
+    spec = server_spec(settings.model_copy(update={"stable_port": port}), "stable")
+    return (
+        spec.argv,
+        server_env(settings, {**spec.env, **(extra_env or {})}),
+        f"http://{settings.host}:{port}",
+    )
+
+
+def bare_command(settings: Settings, port: int) -> Command:
+    """The baseline: a do-nothing FastAPI app in one uvicorn worker, started the same way."""
+    argv = uvicorn_argv(BARE_FACTORY, settings.host, port)
+    return argv, server_env(settings), f"http://{settings.host}:{port}"
+
+
+def _warm(base_url: str, rows: list[dict[str, Any]]) -> None:
+    import httpx
+
+    batch = json.dumps({"rows": rows[:1_000]}, separators=(",", ":"))
+    with httpx.Client(timeout=60) as client:
+        for row in rows[:WARM_SINGLE]:
+            client.post(f"{base_url}/v1/predict", json=row).raise_for_status()
+        for _ in range(WARM_BATCHES):
+            client.post(
+                f"{base_url}/v1/predict/batch", content=batch, headers={"content-type": "application/json"}
+            ).raise_for_status()
+
+
+def startup(
+    settings: Settings,
+    commands: dict[str, Any],
+    *,
+    core: int | None,
+    log_dir: Path,
+    repeats: int = STARTUP_REPEATS,
+) -> dict[str, Any]:
+    """Each command (name -> f(settings, port) -> Command) started `repeats` times, in alternation:
+    process start -> /readyz 200, and RSS after the warm-up (and the model's own load_s where
+    /v1/model says it). Per name: each sample and the medians."""
+    from statistics import median
+
+    from mlops_lab.bench.runs import bodies
+
+    rows = bodies(1_000, seed=11)
+    samples: dict[str, dict[str, list[float]]] = {
+        n: {"ready_s": [], "rss_mib": [], "peak_mib": []} for n in commands
+    }
+    for _ in range(repeats):
+        for name, command in commands.items():
+            argv, env, base_url = command(settings, _free_port())
+            server = launch(argv, env, base_url, core=core, log_path=log_dir / f"startup-{name}.log")
+            try:
+                ready_s = wait_ready(server, timeout_s=120.0, poll_s=STARTUP_POLL_S)
+                load_s = _model_load_s(base_url)  # the holder's own share of ready_s (none: bare)
+                if load_s is not None:
+                    samples[name].setdefault("model_load_s", []).append(round(load_s, 3))
+                _warm(base_url, rows)
+                time.sleep(0.5)  # the store writer's last flush
+                samples[name]["ready_s"].append(round(ready_s, 3))
+                samples[name]["rss_mib"].append(round(server.rss_mib(), 1))
+                samples[name]["peak_mib"].append(round(_peak_mib(server.pid), 1))
+            finally:
+                server.stop()
+    out: dict[str, Any] = {
+        "repeats": repeats,
+        "warm_up": f"{WARM_SINGLE} single rows, {WARM_BATCHES} batches of 1,000",
+    }
+    for name, got in samples.items():
+        out[name] = {**got, **{f"median_{k}": round(median(v), 3) for k, v in got.items()}}
+    return out
+
+
+def _model_load_s(base_url: str) -> float | None:
+    """The served model's load_s from /v1/model (alias resolution, download, checks), or None."""
+    import httpx
+
+    r = httpx.get(f"{base_url}/v1/model", timeout=10)
+    load_s = r.json().get("load_s") if r.status_code == 200 else None
+    return float(load_s) if isinstance(load_s, int | float) else None
+
+
+def _peak_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def measure() -> dict[str, Any]:
     from mlops_lab.data.generator import generate
+    from mlops_lab.lifecycle.aliases import configure_mlflow_env
     from mlops_lab.lifecycle.release import train_and_release
-    from mlops_lab.lifecycle.tracking import configure_mlflow_env
+    from mlops_lab.runtime.supervisor import Supervisor, mlflow_spec
 
     configure_mlflow_env()
     started = time.monotonic()
@@ -87,9 +200,13 @@ def measure() -> dict[str, Any]:
     server: ServerProcess | None = None
     server_core: int | None = None
     gen_core: int | None = None
+    settings = _bench_settings(home)
+    registry = Supervisor(settings)
     try:
-        settings = _bench_settings(home)
-        print(f"training v1 on {TRAIN_ROWS} rows under {home} ...", file=sys.stderr)
+        print(f"starting an MLflow server under {home} ...", file=sys.stderr)
+        registry.start(mlflow_spec(settings))
+        settings = settings.model_copy(update={"tracking_uri": settings.mlflow_server_uri})
+        print(f"training v1 on {TRAIN_ROWS} rows ...", file=sys.stderr)
         rel = train_and_release(settings, generate("baseline", TRAIN_ROWS), promote=True, actor="bench",
                                 reason="serving benchmark")  # fmt: skip
         if not rel.promoted:
@@ -99,6 +216,9 @@ def measure() -> dict[str, Any]:
         else:
             notes.append("only one core available: server and load generator share it (unpinned), "
                          "so every figure is pessimistic")  # fmt: skip
+        print(f"start-up and memory ({STARTUP_REPEATS} starts each, alternating) ...", file=sys.stderr)
+        commands = {"server": model_server_command, "bare": bare_command}
+        started_up = startup(settings, commands, core=server_core, log_dir=home / "logs")
         port = settings.stable_port
         print("starting the server ...", file=sys.stderr)
         server = start_server(settings, port, core=server_core, log_path=home / "logs" / "server.log")
@@ -108,10 +228,11 @@ def measure() -> dict[str, Any]:
         # collection walks them again while the load generator runs here.
         gc.collect()
         gc.freeze()
-        figures = runs.run_all(settings, server, notes)
+        figures = runs.run_all(settings, server, notes) | {"startup": started_up}
     finally:
         if server is not None:
             server.stop()
+        registry.stop_all()
         os.sched_setaffinity(0, cores)
         gc.unfreeze()
         shutil.rmtree(home, ignore_errors=True)
@@ -134,6 +255,7 @@ def measure() -> dict[str, Any]:
         "environment": environment,
         "setup": {
             "train_rows": TRAIN_ROWS,
+            "registry": "a local `mlflow server` (SQLite, proxied artifacts), as `mlops-lab up` runs it",
             "distinct_request_bodies": runs.DISTINCT_BODIES,
             "model_version": figures["in_process"]["model_version"],
             "scorer": figures["in_process"]["scorer"],

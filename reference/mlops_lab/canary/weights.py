@@ -23,6 +23,11 @@ log = logging.getLogger("mlops_lab.router")
 # and paired with stable's answer of the same request by the judge.
 SHADOW_SUFFIX = ":shadow"
 
+# The request header a client may name the request's card in (what the router routes on, sticky,
+# without parsing the body; as a service mesh routes on headers). It must equal the body's
+# card_id: when the two differ, the header wins. Without it the router reads the body's card_id.
+CARD_ID_HEADER = "x-card-id"
+
 
 def shadow_id(request_id: str) -> str:
     """The id the canary's copy of a request is stored under (request ids are at most 64 chars)."""

@@ -27,7 +27,7 @@ def settings() -> Settings:
     """
     from pydantic import ValidationError
 
-    from mlops_lab.lifecycle.tracking import configure_mlflow_env
+    from mlops_lab.lifecycle.aliases import configure_mlflow_env
 
     configure_mlflow_env()
     try:
@@ -62,6 +62,7 @@ def serve_forever(app_: Any, host: str, port: int) -> None:
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry poll otherwise
     uvicorn.run(
         app_,
         host=host,

@@ -9,10 +9,10 @@ validation are all derived from `SCHEMA`, so adding a feature is a one-line chan
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # pandas only to check a frame: the model server imports SCHEMA without it
+    import pandas as pd
 
 Kind = Literal["numeric", "categorical"]
 
@@ -69,6 +69,9 @@ class Schema:
         The retraining pipeline's validate step and the batch CLI both use this; the
         serving request model enforces the same rules per request.
         """
+        import numpy as np
+        import pandas as pd
+
         out: list[str] = []
         missing = [n for n in self.names if n not in frame.columns]
         if missing:

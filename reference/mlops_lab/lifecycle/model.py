@@ -17,9 +17,7 @@ falls back to the pipeline.
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -33,6 +31,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from mlops_lab.data.schema import SCHEMA, Schema
+from mlops_lab.lifecycle.scorer import LinearScorer, Scorer, _key
 
 # Numerics whose effect is not monotone are one-hot encoded like categories.
 ONE_HOT_NUMERIC = ("hour",)
@@ -77,14 +76,13 @@ def build_pipeline(params: Hyperparams, schema: Schema = SCHEMA) -> Pipeline:
     return Pipeline([("prep", build_preprocessor(schema)), ("clf", clf)])
 
 
-Scorer = Callable[[Mapping[str, Any]], float]
-
-
 def compile_scorer(model: Pipeline) -> Scorer | None:
     """A pure-Python single-row scorer equivalent to `model`, or None if its shape is unknown.
 
     Reads the fitted encoder categories, imputer medians, scaler moments and coefficients,
     and folds them into one dictionary lookup per categorical and one multiply-add per number.
+    For the logistic pipeline that is a `LinearScorer` (it also scores columns, and is what the
+    serving spec records); a flavour that compiles itself returns its own callable.
     """
     try:
         prep, clf = model.named_steps["prep"], model.named_steps["clf"]
@@ -99,40 +97,18 @@ def compile_scorer(model: Pipeline) -> Scorer | None:
     except (AttributeError, KeyError, IndexError, ValueError, TypeError):
         return None
     coef = clf.coef_[0]
-    intercept = float(clf.intercept_[0])
-    lookups: list[tuple[str, dict[Any, float]]] = []
+    categorical: list[tuple[str, dict[Any, float]]] = []
     pos = 0
     for col, cats in zip(one_hot_cols, onehot.categories_, strict=True):
-        lookups.append((col, {_key(c): float(coef[pos + i]) for i, c in enumerate(cats)}))
+        categorical.append((col, {_key(c): float(coef[pos + i]) for i, c in enumerate(cats)}))
         pos += len(cats)
-    linear = [
+    numeric_terms = tuple(
         (col, float(med), float(mu), float(sd), float(coef[pos + i]))
         for i, (col, med, mu, sd) in enumerate(
             zip(numeric_cols, impute.statistics_, scale.mean_, scale.scale_, strict=True)
         )
-    ]
-
-    def score(record: Mapping[str, Any]) -> float:
-        z = intercept
-        for col, table in lookups:
-            z += table.get(_key(record.get(col)), 0.0)
-        for col, median, mean, sd, w in linear:
-            x = record.get(col)
-            if x is None or x != x:  # None or NaN: imputed like training
-                x = median
-            z += w * (math.log1p(x) - mean) / sd
-        return 1.0 / (1.0 + math.exp(-z))
-
-    return score
-
-
-def _key(value: Any) -> Any:
-    # Encoders store integer-valued columns (hour) as ints; requests may carry 3 or 3.0.
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+    )
+    return LinearScorer(float(clf.intercept_[0]), tuple(categorical), numeric_terms)
 
 
 def scores(model: Pipeline, features: pd.DataFrame) -> np.ndarray:

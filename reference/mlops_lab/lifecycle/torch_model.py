@@ -35,7 +35,8 @@ from sklearn.pipeline import Pipeline
 
 from mlops_lab.data.schema import SCHEMA, Schema
 from mlops_lab.errors import UserError
-from mlops_lab.lifecycle.model import _key, build_preprocessor
+from mlops_lab.lifecycle.model import build_preprocessor
+from mlops_lab.lifecycle.scorer import _key
 
 FLAVOUR = "torch"
 # The type skops must trust to load this estimator back from the registry.

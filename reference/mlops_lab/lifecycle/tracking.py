@@ -9,48 +9,35 @@ Tracking URI: the explicit setting, else the local MLflow server when it answers
 
 from __future__ import annotations
 
-import os
-
-import httpx
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+# The names and URI helpers live in `aliases` (no MLflow import, for the model server); they are
+# re-exported here, where every other component has always found them.
+from mlops_lab.lifecycle.aliases import (
+    CHALLENGER,
+    CHAMPION,
+    DATABASE_SCHEMES,
+    configure_mlflow_env,
+    is_database_uri,
+    resolve_tracking_uri,
+    server_is_up,
+)
 from mlops_lab.settings import Settings
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-# Tracking URIs that name a database directly (serverless), as SQLAlchemy spells them.
-DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
-
-
-def configure_mlflow_env() -> None:
-    """Fail fast instead of MLflow's default minutes of retries; no telemetry. Call from entry points."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("DO_NOT_TRACK", "true")
-    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-
-
-def server_is_up(settings: Settings, timeout_s: float = 0.5) -> bool:
-    try:
-        return httpx.get(f"{settings.mlflow_server_uri}/health", timeout=timeout_s).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def resolve_tracking_uri(settings: Settings) -> str:
-    if settings.tracking_uri:
-        return settings.tracking_uri
-    if server_is_up(settings):
-        return settings.mlflow_server_uri
-    settings.ensure_dirs()
-    return settings.mlflow_sqlite_uri
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "DATABASE_SCHEMES",
+    "client_for",
+    "configure_mlflow_env",
+    "ensure_experiment",
+    "resolve_tracking_uri",
+    "server_is_up",
+    "version_by_alias",
+]
 
 
 def client_for(settings: Settings) -> MlflowClient:
@@ -74,7 +61,7 @@ def ensure_experiment(client: MlflowClient, settings: Settings) -> str:
     if exp is not None:
         return str(exp.experiment_id)
     location = None
-    if client.tracking_uri.split(":", 1)[0].split("+", 1)[0] in DATABASE_SCHEMES:
+    if is_database_uri(client.tracking_uri):
         location = settings.mlflow_artifacts_dir.as_uri()
     return str(client.create_experiment(settings.experiment_name, artifact_location=location))
 

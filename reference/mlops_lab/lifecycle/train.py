@@ -5,8 +5,11 @@
 What one run records in MLflow: hyperparameters; holdout metrics; the data fingerprint, row
 count and fraud rate; the code version (git sha, dirty flag); a model signature and input
 example; the training reference sample the drift monitor compares production against
-(`reference/reference.parquet`); the holdout the gate evaluates on (`eval/holdout.parquet`).
-The registered version carries the decision threshold and lineage as tags.
+(`reference/reference.parquet`); the holdout the gate evaluates on (`eval/holdout.parquet`);
+for the linear model, the serving spec (`serving/scorer.json`: the compiled scorer's parameters,
+parity rows with the pipeline's scores, the model file's SHA-256) a model server starts from
+without sklearn or MLflow. The registered version carries the decision threshold, lineage and
+the spec's URI (`serving_spec`) as tags.
 
 `train` is two steps: `fit` (check the data, split, fit the configured flavour, sklearn or torch,
 and measure it: a `Fitted`) and `log_and_register` (record all of the above in one run and
@@ -16,7 +19,9 @@ register the version). Lab 2's tracked-run exercise is `log_and_register`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
 import os
 import subprocess
 import tempfile
@@ -37,6 +42,16 @@ from mlops_lab.data.io import fingerprint
 from mlops_lab.data.schema import SCHEMA
 from mlops_lab.errors import BadData, InvalidValue
 from mlops_lab.lifecycle import model as fraud_model
+from mlops_lab.lifecycle.aliases import threshold_of as threshold_of  # re-exported: its old home
+from mlops_lab.lifecycle.scorer import (
+    SPEC_ARTIFACT,
+    SPEC_TAG,
+    LinearScorer,
+    SpecError,
+    check_parity,
+    from_spec,
+    spec_of,
+)
 from mlops_lab.lifecycle.tracking import client_for, ensure_experiment
 from mlops_lab.settings import Settings
 
@@ -45,6 +60,7 @@ HOLDOUT_ARTIFACT = "eval/holdout.parquet"
 REFERENCE_ROWS = 5_000
 # Types skops must trust to load the pipeline back (the log1p ufunc and the encoder dtype).
 SKOPS_TRUSTED = ["numpy.log1p", "numpy.dtype"]
+PARITY_ROWS = 64  # baseline rows in the serving spec, scored by the pipeline at training time
 
 
 @dataclass(frozen=True)
@@ -208,6 +224,7 @@ def log_and_register(
         )
         # --8<-- [end:signature]
         log_frames({REFERENCE_ARTIFACT: reference_sample(fitted), HOLDOUT_ARTIFACT: fitted.holdout})
+        spec_uri = log_serving_spec(fitted.pipeline, run.info.run_id, info, fitted.seed)
         with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered..." there
             version = mlflow.register_model(
                 info.model_uri, settings.model_name, tags={"run_id": run.info.run_id}
@@ -217,6 +234,8 @@ def log_and_register(
     )
     for key, value in tags.items():
         client.set_model_version_tag(settings.model_name, version.version, key, value)
+    if spec_uri is not None:  # where a model server finds the scorer without loading the pipeline
+        client.set_model_version_tag(settings.model_name, version.version, SPEC_TAG, spec_uri)
     return TrainResult(run.info.run_id, str(version.version), fitted.metrics, fitted.threshold, data_fp)
 
 
@@ -252,6 +271,47 @@ def _build(settings: Settings, params: fraud_model.Hyperparams) -> tuple[Any, di
         )
     logged = {**asdict(params), "model_flavour": "sklearn", "train_device": "cpu"}
     return fraud_model.build_pipeline(params), logged, SKOPS_TRUSTED
+
+
+def serving_spec(pipeline: Any, run_id: str | None, seed: int) -> dict[str, Any] | None:
+    """The serving spec of `pipeline` (`mlops_lab.lifecycle.scorer`), or None when its compiled
+    scorer is not the linear one (the torch flavour) or does not reproduce the pipeline.
+
+    Its parity rows are PARITY_ROWS baseline rows plus an unseen country and missing numbers,
+    each with the score the pipeline itself gives it."""
+    from mlops_lab.data.generator import features_only, generate
+
+    scorer = fraud_model.compile_scorer(pipeline)
+    if not isinstance(scorer, LinearScorer):
+        return None
+    frame = features_only(generate("baseline", PARITY_ROWS, seed=seed))
+    rows: list[dict[str, Any]] = frame.to_dict("records")  # type: ignore[assignment]
+    rows += [rows[0] | {"country": "ZZ"}, rows[1] | {"account_age_days": None, "distance_from_home_km": None}]
+    expected = fraud_model.scores(pipeline, pd.DataFrame(rows, columns=SCHEMA.names))
+    spec = spec_of(scorer, rows, expected, run_id)
+    try:  # what a server will rebuild from the JSON must agree, or no spec is offered at all
+        check_parity(from_spec(json.loads(json.dumps(spec, allow_nan=False))), spec)
+    except (SpecError, ValueError) as exc:
+        warnings.warn(f"no serving spec: {exc}", stacklevel=2)
+        return None
+    return spec
+
+
+def log_serving_spec(pipeline: Any, run_id: str, info: Any, seed: int) -> str | None:
+    """Log the serving spec of `pipeline` to the active run (SPEC_ARTIFACT), with the SHA-256 of
+    the model file just logged (`info`, MLflow's ModelInfo), so that a server serving the spec
+    still refuses a model whose artifact was damaged. Returns the spec's artifact URI, or None."""
+    spec = serving_spec(pipeline, run_id, seed)
+    if spec is None:
+        return None
+    location = mlflow.get_logged_model(info.model_id).artifact_location
+    model_file = f"{location.rstrip('/')}/{info.flavors['sklearn']['pickled_model']}"
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=model_file, dst_path=tmp)
+        digest = hashlib.sha256(Path(local).read_bytes()).hexdigest()
+    spec["model_file"] = {"uri": model_file, "sha256": digest}
+    mlflow.log_text(json.dumps(spec, allow_nan=False), SPEC_ARTIFACT)
+    return str(mlflow.get_artifact_uri(SPEC_ARTIFACT))
 
 
 def model_requirements(flavour: str) -> list[str]:
@@ -296,7 +356,3 @@ def load_run_frame(settings: Settings, run_id: str, artifact: str) -> pd.DataFra
 def load_model(settings: Settings, version: str) -> Any:
     client_for(settings)  # points MLflow's globals at the registry
     return mlflow.sklearn.load_model(f"models:/{settings.model_name}/{version}")
-
-
-def threshold_of(version_tags: dict[str, str]) -> float:
-    return float(version_tags.get("decision_threshold", 0.5))

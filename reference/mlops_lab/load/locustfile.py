@@ -4,7 +4,8 @@
     locust -f reference/mlops_lab/load/locustfile.py --host http://127.0.0.1:8001   # web UI
 
 The scenario and seed come from MLOPS_LOAD_SCENARIO / MLOPS_LOAD_SEED, so any drift scenario
-can be replayed as traffic. Every request carries its card_id (sticky routing), a request id
+can be replayed as traffic. Every request carries its card_id (sticky routing; also in the
+router's X-Card-Id header, so the router routes without parsing the body), a request id
 and its user's client id (X-Client-Id: load-user-N): each simulated user is a client of its own
 to the model servers' rate limit, as distinct customers would be.
 
@@ -35,7 +36,9 @@ from locust.env import Environment
 from locust.runners import Runner
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
+from mlops_lab.canary.weights import CARD_ID_HEADER
 from mlops_lab.data.generator import request_payloads
+from mlops_lab.data.schema import ENTITY
 
 _SCENARIO = os.environ.get("MLOPS_LOAD_SCENARIO", "baseline")
 _SEED = int(os.environ.get("MLOPS_LOAD_SEED", "7"))
@@ -77,12 +80,17 @@ class Transactions(FastHttpUser):
         with self.client.post(
             "/v1/predict",
             json=body,
-            headers={"x-request-id": uuid.uuid4().hex, "x-client-id": self._client_id},
+            headers={"x-request-id": uuid.uuid4().hex, "x-client-id": self._client_id, **self._card(body)},
             catch_response=True,
             name="/v1/predict",
         ) as resp:
             if resp.status_code != 200:
                 resp.failure(f"HTTP {resp.status_code}")
+
+    @staticmethod
+    def _card(body: dict[str, Any]) -> dict[str, str]:
+        """The body's card_id as the router's header: through the router it routes without a parse."""
+        return {CARD_ID_HEADER: str(body[ENTITY])} if body.get(ENTITY) else {}
 
 
 @events.init.add_listener

@@ -5,8 +5,10 @@
 Unlike a load test, which finds out how much a server can take, this is the production
 stream the rest of the system watches: a fixed request rate (open loop, so a slow server does
 not slow the clock), generated transactions of the current scenario (`switch` changes it, as
-real traffic drifts), a unique request id per request, and a record of every answer: which
-variant served it (the router's x-mlops-variant header), the status and the latency.
+real traffic drifts), a unique request id per request, the card id in the router's X-Card-Id
+header as well as in the body (so the router routes it without parsing the body), and a record
+of every answer: which variant served it (the router's x-mlops-variant header), the status and
+the latency.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from typing import Any
 import aiohttp
 import numpy as np
 
+from mlops_lab.canary.weights import CARD_ID_HEADER
 from mlops_lab.data.generator import request_payloads
+from mlops_lab.data.schema import ENTITY
 
 
 @dataclass(frozen=True)
@@ -99,9 +103,11 @@ class Traffic:
                 await asyncio.sleep(delay)
             scenario = self._scenario
             body = dict(next(self._rows[scenario]), request_id=uuid.uuid4().hex)
+            # The card in a header too, as the body has it: the router routes on it, parsing nothing.
+            headers = {CARD_ID_HEADER: str(body[ENTITY])} if body.get(ENTITY) else None
             t = time.monotonic()
             try:
-                async with session.post(self.url, json=body) as resp:
+                async with session.post(self.url, json=body, headers=headers) as resp:
                     await resp.read()
                     status, variant = resp.status, resp.headers.get("x-mlops-variant", "")
             except (aiohttp.ClientError, TimeoutError):

@@ -31,20 +31,21 @@ import gc
 import math
 import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import Field, create_model
 
-from mlops_lab.lifecycle.tracking import CHALLENGER, CHAMPION
+from mlops_lab.lifecycle.aliases import CHALLENGER, CHAMPION
 from mlops_lab.serving import handlers as reference_handlers
 from mlops_lab.serving.cache import LRUCache
+from mlops_lab.serving.columns import BatchRequest as ColumnarBatch
+from mlops_lab.serving.columns import BatchRoute, Columns, batch_answer
 from mlops_lab.serving.context import ServerContext
 from mlops_lab.serving.holder import CachedLoader, LoadedModel, ModelCache, ModelHolder
 from mlops_lab.serving.limiter import RateLimiter
@@ -235,41 +236,47 @@ def create_app(
     async def predict_batch(
         body: BatchRequest, request: Request, x_client_id: str | None = Header(None)
     ) -> Any:
-        if len(body.rows) > settings.batch_max_rows:
+        # The reference request model's batch arrives validated as columns (serving/columns.py);
+        # a learner's as rows. From here on, columns: scored in one call, logged in one submit.
+        columns = body.columns() if isinstance(body, ColumnarBatch) else Columns.of_rows(body.rows)
+        rows = len(columns)
+        if rows > settings.batch_max_rows:
             return JSONResponse(
-                {"detail": f"batch of {len(body.rows)} rows is over the limit of {settings.batch_max_rows}"},
+                {"detail": f"batch of {rows} rows is over the limit of {settings.batch_max_rows}"},
                 status_code=413,
             )
         model = holder.current
         if model is None:
             return handlers.not_ready(ctx)  # 503 with Retry-After and the reason, like /v1/predict
-        refused = over_rate(request, x_client_id, len(body.rows), "/v1/predict/batch")
+        refused = over_rate(request, x_client_id, rows, "/v1/predict/batch")
         if refused is not None:
             return refused
-        if writer.free < len(body.rows):
+        if writer.free < rows:  # refused before the model's time is spent; log_batch has the last word
             ctx.count_drop()
             return handlers.log_full(ctx)
         start = time.perf_counter()
-        features = [r.features() for r in body.rows]
-        scores = model.score_many(features)
-        per_row_ms = (time.perf_counter() - start) * 1000 / len(features)
-        out = []
-        for req, feats, score in zip(body.rows, features, scores, strict=True):
-            row = ctx.row(model, req.request_id or uuid.uuid4().hex, feats, score, per_row_ms)
-            writer.submit(row)  # room was checked above and this loop does not yield
-            out.append(ctx.answer(row))
-        return JSONResponse({"model_version": model.version, "variant": variant, "predictions": out})
+        scores = model.score_columns(columns.features).tolist()
+        per_row_ms = (time.perf_counter() - start) * 1000 / rows
+        request_ids = ctx.batch_request_ids(columns.request_ids)
+        block = ctx.log_batch(model, request_ids, columns.features, scores, per_row_ms)
+        if block is None:  # the queue had no room for every row: none was taken
+            return handlers.log_full(ctx)
+        answer = batch_answer(model.version, variant, request_ids, scores, block.decisions)
+        return Response(answer, media_type="application/json")
 
     predict_batch.__annotations__["body"] = _batch_model(request_model)
-    app.post(
+    app.router.add_api_route(
         "/v1/predict/batch",
+        predict_batch,
+        methods=["POST"],
         response_model=BatchResponse,
         responses={
             413: {"description": "too many rows"},
             429: {"description": "over the client's rate"},
             503: {"description": "not ready"},
         },
-    )(predict_batch)
+        route_class_override=BatchRoute,  # its JSON parsed by pydantic_core (serving/columns.py)
+    )
 
     @app.get("/v1/model", response_model=ModelInfo)
     async def model_info() -> ModelInfo:
@@ -323,9 +330,10 @@ def forced_reload(holder: ModelHolder) -> bool:
 
 
 def _batch_model(request_model: type[RequestFields]) -> type[BatchRequest]:
-    """The body of /v1/predict/batch: rows of `request_model`."""
+    """The body of /v1/predict/batch: rows of `request_model`; the reference model's batch is
+    validated as columns (columns.BatchRequest: the same rules, the same 422s, the same JSON schema)."""
     if request_model is PredictRequest:
-        return BatchRequest
+        return ColumnarBatch
     rows: Any = (list[request_model], Field(..., min_length=1))  # type: ignore[valid-type]
     return create_model("BatchRequest", __base__=BatchRequest, rows=rows)
 
@@ -344,6 +352,7 @@ def describe(settings: Settings, holder: ModelHolder) -> ModelInfo:
         flavour=m.flavour if m else None,
         device=m.device if m else None,
         loaded_from_cache=m.source == "cache" if m else None,
+        built_from=m.built_from if m else None,
         load_s=round(m.load_s, 6) if m else None,
         ready=m is not None,
         reason=holder.not_ready_reason,

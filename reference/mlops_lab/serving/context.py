@@ -5,18 +5,24 @@
 `create_app` builds one `ServerContext` per app and hands it to the handlers
 (`mlops_lab.serving.handlers`, or lab 1's exercises/lab1/handlers.py). Scoring with its latency
 measured and logging a prediction (metrics, the bounded queue of the prediction log) happen here,
-so a handler only decides what the client and the orchestrator see.
+so a handler only decides what the client and the orchestrator see. A batch request is logged
+as one block (`log_batch`): one submit to the writer, all its rows or none.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from mlops_lab.serving.holder import LoadedModel, ModelHolder
 from mlops_lab.serving.metrics import ServerMetrics
 from mlops_lab.settings import Settings, Variant
+from mlops_lab.store.block import PredictionBlock
 from mlops_lab.store.db import utcnow
 from mlops_lab.store.writer import BatchWriter
 
@@ -68,6 +74,70 @@ class ServerContext:
             self.count_drop()
             return None
         return row
+
+    def log_batch(
+        self,
+        model: LoadedModel,
+        request_ids: Sequence[str],
+        features: Mapping[str, Sequence[Any]],
+        scores: Sequence[float],
+        latency_ms: float,
+    ) -> PredictionBlock | None:
+        """Queue a scored batch for the log, all of its rows in one submit. Returns the block
+        (its decisions apply the model's threshold), or None when the log's queue has no room
+        for all of them: nothing was taken (the drop is counted) and nothing may be acknowledged.
+        Its predictions are counted in the metrics once taken."""
+        threshold = model.threshold
+        block = PredictionBlock(
+            request_ids=request_ids,
+            ts=utcnow(),
+            variant=self.variant,
+            model_version=model.version,
+            features=features,
+            scores=scores,
+            decisions=[s >= threshold for s in scores],
+            latency_ms=latency_ms,
+        )
+        if not self.writer.submit_batch(block):
+            self.count_drop()
+            return None
+        self.observe_predictions(model.version, block.scores, block.decisions)
+        return block
+
+    def observe_predictions(self, version: str, scores: Sequence[float], decisions: Sequence[bool]) -> None:
+        """What `metrics.observe_prediction` counts for each of them, counted once per batch."""
+        positives = sum(decisions)
+        for decision, n in ((True, positives), (False, len(decisions) - positives)):
+            if n:
+                self.metrics.predictions.labels(self.variant, version, str(decision).lower()).inc(n)
+        histogram = self.metrics.score.labels(self.variant, version)
+        bounds = getattr(histogram, "_upper_bounds", None)
+        buckets = getattr(histogram, "_buckets", None)
+        total = getattr(histogram, "_sum", None)
+        if bounds is None or buckets is None or total is None:  # not the client library this was written for
+            for score in scores:
+                histogram.observe(score)
+            return
+        # Histogram.observe adds the value to the sum and 1 to the first bucket whose bound is
+        # >= the value; a batch adds its sum once and each bucket's count once (prometheus_client
+        # has no public call for that, and 1,000 observe() calls cost ~1 us a row).
+        values = np.asarray(scores, dtype=float)
+        total.inc(float(values.sum()))
+        counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(buckets))
+        for i, n in enumerate(counts[: len(buckets)].tolist()):  # past the last bound: NaN, like observe
+            if n:
+                buckets[i].inc(n)
+
+    @staticmethod
+    def batch_request_ids(given: Sequence[str | None]) -> list[str]:
+        """The batch's request ids: a row's own, else 32 hex digits as uuid4().hex has: the time
+        (ns, 16 digits), 8 random ones, the row's index (8). Ids that follow each other append to
+        the log's unique index, where 1,000 random uuid4 ids cost SQLite ~5x as much to insert
+        (measured with 100,000 rows logged), and the one uuid4 call per batch spares 1,000."""
+        if all(rid is not None for rid in given):
+            return list(given)  # type: ignore[arg-type]
+        prefix = f"{time.time_ns():016x}{uuid.uuid4().hex[:8]}"
+        return [rid if rid is not None else f"{prefix}{i:08x}" for i, rid in enumerate(given)]
 
     def count_drop(self) -> None:
         """One request refused because the prediction log was full (mlops_store_drops_total)."""

@@ -14,6 +14,15 @@ Rules:
 - The server's loader (`CachedLoader`) keeps the last versions it loaded in an LRU cache
   (`mlops_lab.serving.cache`): a rollback to one of them is a swap in memory, not a download.
   Each loaded model says where it came from (`source`: cache or registry) and how long it took.
+- A version trained with a serving spec (`mlops_lab.lifecycle.scorer`: the compiled scorer's
+  parameters, parity rows and the pipeline's scores of them, the model file's SHA-256) is served
+  from it when the registry is an MLflow server: the alias, the spec and the model file's bytes
+  come over its REST API (`mlops_lab.lifecycle.rest_registry`), the scorer is built with numpy
+  and must reproduce the recorded scores. Nothing on that path imports MLflow, sklearn, scipy or
+  pandas: the server is ready in about a second and stays small. A model file whose SHA-256
+  differs from the spec's is a failed load. Anything else (no spec, a serverless registry, the
+  torch flavour, a spec that fails parity) loads the pipeline through MLflow as before,
+  importing those libraries then.
 
 `ModelHolder.refresh` (the decision and the swap) is what lab 1's `model-holder` exercise
 writes; the rest of the class is the plumbing around it.
@@ -24,23 +33,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
-import mlflow
 import numpy as np
-import pandas as pd
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
-from mlops_lab.data.generator import features_only, generate
 from mlops_lab.data.schema import SCHEMA
-from mlops_lab.lifecycle import model as fraud_model
-from mlops_lab.lifecycle.tracking import client_for, version_by_alias
-from mlops_lab.lifecycle.train import threshold_of
+from mlops_lab.lifecycle.aliases import resolve_tracking_uri, threshold_of
+from mlops_lab.lifecycle.rest_registry import RestRegistry, speaks_rest
+from mlops_lab.lifecycle.scorer import LinearScorer, Scorer
 from mlops_lab.serving.cache import pickled_size
+from mlops_lab.serving.sources import AliasReader, MlflowAliases, alias_reader, scorer_from_spec
 from mlops_lab.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,13 +59,14 @@ class LoadedModel:
     alias: str
     run_id: str | None
     threshold: float
-    pipeline: Any
-    compiled: fraud_model.Scorer | None
+    pipeline: Any  # the sklearn Pipeline; None when the scorer was built from the serving spec
+    compiled: Scorer | None
     loaded_at: datetime
     flavour: str = "sklearn"  # or "torch" (docs/gpu.md)
     device: str = "cpu"  # where scoring runs: the torch flavour may run on "cuda"
     source: str = "registry"  # where this load took it from: "registry", or "cache" (CachedLoader)
     load_s: float = 0.0  # how long the load took, the alias's resolution included
+    built_from: str = "pipeline"  # what the scorer was built from: "pipeline", or "spec" (no sklearn)
 
     @property
     def scorer_kind(self) -> str:
@@ -69,14 +75,34 @@ class LoadedModel:
     def score_one(self, features: dict[str, Any]) -> float:
         if self.compiled is not None:
             return self.compiled(features)
-        return float(fraud_model.scores(self.pipeline, pd.DataFrame([features], columns=SCHEMA.names))[0])
+        return self.score_many([features])[0]
 
     def score_many(self, rows: list[dict[str, Any]]) -> list[float]:
         # The compiled scorer is ~4x faster than the pipeline even for 1,000 rows (no DataFrame).
         if self.compiled is not None:
             return [self.compiled(r) for r in rows]
+        import pandas as pd
+
+        from mlops_lab.lifecycle import model as fraud_model
+
         frame = pd.DataFrame(rows, columns=SCHEMA.names)
         return [float(x) for x in fraud_model.scores(self.pipeline, frame)]
+
+    def score_columns(self, columns: Mapping[str, Sequence[Any] | np.ndarray]) -> np.ndarray:
+        """The scores of a batch given as columns keyed by SCHEMA.names (all of one length), equal
+        to `score_many` of its rows: vectorised with numpy for the compiled linear scorer (None or
+        NaN numbers imputed with the median, unseen categories weighing 0, 3.0 matching the
+        category 3), the pipeline on a DataFrame otherwise. A column left out is missing in every
+        row, as a key left out of a row is."""
+        if isinstance(self.compiled, LinearScorer):
+            return self.compiled.score_columns(columns)
+        import pandas as pd
+
+        from mlops_lab.lifecycle import model as fraud_model
+
+        n = len(next(iter(columns.values()), ()))
+        frame = pd.DataFrame({c: columns.get(c, [None] * n) for c in SCHEMA.names}, columns=SCHEMA.names)
+        return np.asarray(fraud_model.scores(self.pipeline, frame), dtype=float)
 
 
 class LoadError(Exception):
@@ -91,19 +117,56 @@ def load_version(settings: Settings, alias: str) -> LoadedModel:
 
 
 def resolve_version(settings: Settings, alias: str) -> Any:
-    """The registry's ModelVersion behind the alias (.version, .run_id, .tags): one cheap call.
+    """The registry's version behind the alias (.version, .run_id, .tags): one cheap call.
     LoadError when no version has that alias. With `serve_version` set, that version whatever
-    the alias says (a server pinned by its manifest)."""
-    if settings.serve_version:
+    the alias says (a server pinned by its manifest). An MLflow server is asked over REST (a
+    `VersionRef`); a serverless registry through MLflow (a ModelVersion)."""
+    uri = resolve_tracking_uri(settings)
+    if speaks_rest(uri):
+        with RestRegistry(uri) as rest:
+            if settings.serve_version:
+                mv: Any = rest.get_version(settings.model_name, settings.serve_version)
+                if mv is None:
+                    raise LoadError(_no_version(settings))
+                return mv
+            mv = rest.version_by_alias(settings.model_name, alias)
+    elif settings.serve_version:
         return _pinned_version(settings, settings.serve_version)
-    mv = version_by_alias(client_for(settings), settings.model_name, alias)
+    else:
+        mv = MlflowAliases(settings).version_by_alias(settings.model_name, alias)
     if mv is None:
         raise LoadError(f"no version of {settings.model_name} has alias @{alias} yet")
     return mv
 
 
 def load_model_version(settings: Settings, mv: Any, alias: str) -> LoadedModel:
-    """Load the version `mv` (a ModelVersion) from the registry, compile and parity-check it, warm it."""
+    """Load the version `mv` (a ModelVersion or VersionRef): from its serving spec when it has one
+    and the registry is an MLflow server, else its pipeline through MLflow (compiled,
+    parity-checked and warmed either way)."""
+    scorer = scorer_from_spec(settings, mv)
+    if scorer is None:
+        return _load_pipeline(settings, mv, alias)
+    return LoadedModel(
+        version=str(mv.version),
+        alias=alias,
+        run_id=mv.run_id,
+        threshold=threshold_of(dict(mv.tags or {})),
+        pipeline=None,
+        compiled=scorer,
+        loaded_at=datetime.now(UTC),
+        built_from="spec",
+    )
+
+
+def _load_pipeline(settings: Settings, mv: Any, alias: str) -> LoadedModel:
+    """The version's pipeline through MLflow, compiled and parity-checked on generated rows."""
+    import mlflow
+
+    from mlops_lab.data.generator import features_only, generate
+    from mlops_lab.lifecycle import model as fraud_model
+    from mlops_lab.lifecycle.tracking import client_for
+
+    client_for(settings)  # points MLflow's process-global URIs (which load_model reads) at the registry
     pipeline = mlflow.sklearn.load_model(f"models:/{settings.model_name}/{mv.version}")
     if not hasattr(pipeline, "predict_proba"):
         raise LoadError(f"version {mv.version} is not a classifier with predict_proba")
@@ -137,9 +200,10 @@ def load_model_version(settings: Settings, mv: Any, alias: str) -> LoadedModel:
 def model_bytes(model: LoadedModel) -> int:
     """What a cached model is counted as: its pipeline's pickled length, i.e. the artifact's
     weights (Python's own overhead comes on top: measured 4.3 kB pickled, ~32 kB traced, for
-    the reference model). A model that cannot be pickled counts 0: only the count bounds it."""
+    the reference model), or its scorer's when it was built from the spec. A model that cannot
+    be pickled counts 0: only the count bounds it."""
     try:
-        return pickled_size(model.pipeline)
+        return pickled_size(model.pipeline if model.pipeline is not None else model.compiled)
     except Exception:  # an exotic estimator (a GPU handle): not a reason to fail the load
         return 0
 
@@ -152,13 +216,21 @@ class ModelCache(Protocol):
     def pop(self, key: Hashable, default: Any = None) -> Any: ...
 
 
+def _no_version(settings: Settings) -> str:
+    return f"{settings.model_name} has no version {settings.serve_version} (MLOPS_SERVE_VERSION)"
+
+
 def _pinned_version(settings: Settings, version: str) -> Any:
-    """The registry's ModelVersion `version`; LoadError when the registry does not hold it."""
+    """The registry's ModelVersion `version` (serverless); LoadError when the registry does not hold it."""
+    from mlflow.exceptions import MlflowException
+
+    from mlops_lab.lifecycle.tracking import client_for
+
     try:
         return client_for(settings).get_model_version(settings.model_name, version)
     except MlflowException as exc:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            raise LoadError(f"{settings.model_name} has no version {version} (MLOPS_SERVE_VERSION)") from exc
+            raise LoadError(_no_version(settings)) from exc
         raise
 
 
@@ -250,7 +322,7 @@ class ModelHolder:
         self.not_ready_reason: str | None = "model not loaded yet"
         self.last_error: str | None = None
         self.load_failures = 0
-        self._client: MlflowClient | None = None
+        self._client: AliasReader | None = None  # the registry the polls ask, kept between them
         self._lock = threading.Lock()  # one load at a time; readers never take it
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -265,10 +337,12 @@ class ModelHolder:
         if self.current is None:
             return True
         try:
-            self._client = self._client or client_for(self.settings)  # built once: polls are cheap
-            mv = version_by_alias(self._client, self.settings.model_name, self.alias)
+            self._client = self._client or alias_reader(self.settings)  # built once: polls are cheap
+            mv = self._client.version_by_alias(self.settings.model_name, self.alias)
         except Exception:
-            self._client = None  # rebuilt at the next check: the registry may have moved or restarted
+            stale, self._client = self._client, None  # rebuilt at the next check: the registry
+            if stale is not None:  # may have moved or restarted
+                stale.close()
             raise
         return mv is not None and str(mv.version) != self.current.version
 

@@ -123,6 +123,11 @@ class ModelInfo(BaseModel):
         None, description="whether the served model came from the holder's LRU cache (a rollback)"
     )
     load_s: float | None = Field(None, description="seconds its load took, the alias's resolution included")
+    built_from: str | None = Field(
+        None,
+        description="what the scorer was built from: spec (the version's serving spec, checked against "
+        "the pipeline's recorded scores) or pipeline (the model artifact, loaded through MLflow)",
+    )
     ready: bool
     reason: str | None
     load_failures: int
