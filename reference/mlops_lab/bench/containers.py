@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlops_lab.bench.report import goal
 from mlops_lab.cluster.sandbox import Sandbox, docker, engine_answers, image_name, wait_http
 from mlops_lab.settings import get_settings
 
@@ -97,14 +98,14 @@ def measure() -> dict[str, Any]:
             "process_runs": [round(x, 2) for x in as_process],
         },
         "goals": [
-            {
-                "name": "container start-up overhead (container - process, start -> /readyz 200)",
-                "target": f"<= {OVERHEAD_GOAL_S} s",
-                "measured": round(overhead, 2),
-                "unit": "s",
-                "met": overhead <= OVERHEAD_GOAL_S,
-                "detail": f"container {container_s:.2f} s vs process {process_s:.2f} s, median of {REPEATS}",
-            }
+            goal(
+                "container start-up overhead (container - process, start -> /readyz 200)",
+                f"<= {OVERHEAD_GOAL_S} s",
+                overhead,
+                "s",
+                overhead <= OVERHEAD_GOAL_S,
+                f"container {container_s:.2f} s vs process {process_s:.2f} s, median of {REPEATS}",
+            )
         ],
     }
 

@@ -20,7 +20,8 @@ from mlops_lab.settings import get_settings
 COMMAND = "make bench"
 
 
-def _goal(name: str, target: str, measured: float, unit: str, met: bool, detail: str) -> dict[str, Any]:
+def goal(name: str, target: str, measured: float, unit: str, met: bool, detail: str) -> dict[str, Any]:
+    """One goal as every benchmark writes it (var/bench/*.json): not met when nothing was measured."""
     return {
         "name": name,
         "target": target,
@@ -44,7 +45,7 @@ def goals_of(figures: dict[str, Any]) -> list[dict[str, Any]]:
     budget = 1.3 * (c1["noop"]["p50_ms"] + inproc["goal_p50_ms"])
     per_row, single = batch["per_row_ms"], c1["predict"]["p50_ms"]
     serving = [
-        _goal(
+        goal(
             "throughput predict / noop",
             ">= 0.6",
             ratio,
@@ -52,9 +53,9 @@ def goals_of(figures: dict[str, Any]) -> list[dict[str, Any]]:
             ratio >= 0.6,
             f"{tp['predict']['throughput_rps']:.0f} / {tp['noop']['throughput_rps']:.0f} rps",
         ),
-        _goal("p50 predict, concurrency 1", "<= 1.5 ms", p50, "ms", p50 <= 1.5, "loopback"),
-        _goal("p99 predict, concurrency 1", "<= 5 ms", p99, "ms", p99 <= 5.0, "loopback"),
-        _goal(
+        goal("p50 predict, concurrency 1", "<= 1.5 ms", p50, "ms", p50 <= 1.5, "loopback"),
+        goal("p99 predict, concurrency 1", "<= 5 ms", p99, "ms", p99 <= 5.0, "loopback"),
+        goal(
             "p50 predict vs noop + in-process",
             "<= 1.3 x (p50 noop + in-process p50)",
             p50,
@@ -62,7 +63,7 @@ def goals_of(figures: dict[str, Any]) -> list[dict[str, Any]]:
             p50 <= budget,
             f"budget {budget:.4f} ms = 1.3 x ({c1['noop']['p50_ms']:.4f} + {inproc['goal_p50_ms']:.4f})",
         ),
-        _goal(
+        goal(
             f"per-row cost of a {batch.get('rows', 1000)}-row batch",
             "<= 1/50 of a single-row request",
             per_row,
@@ -87,7 +88,7 @@ def startup_goals(figures: dict[str, Any]) -> list[dict[str, Any]]:
     server, bare, n = st["server"], st["bare"], st["repeats"]
     ready, rss = server["median_ready_s"], server["median_rss_mib"]
     return [
-        _goal(
+        goal(
             "server start-up, process start -> /readyz 200",
             f"<= {STARTUP_GOAL_S:g} s",
             ready,
@@ -100,7 +101,7 @@ def startup_goals(figures: dict[str, Any]) -> list[dict[str, Any]]:
                 else ""
             ),
         ),
-        _goal(
+        goal(
             "server RSS after warm-up",
             f"<= {RSS_GOAL_MIB:g} MiB",
             rss,

@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 
 from mlops_lab.bench import loadgen
-from mlops_lab.bench.report import write_outputs
+from mlops_lab.bench.report import goal, write_outputs
 from mlops_lab.bench.serving import _bench_settings
 from mlops_lab.canary.weights import CARD_ID_HEADER
 from mlops_lab.data.generator import generate, request_payloads
@@ -177,18 +177,6 @@ def _wait_ready(host: str, ports: list[int]) -> None:
             time.sleep(0.5)
 
 
-def _goal(name: str, target: str, measured: float, unit: str, met: bool, detail: str) -> dict[str, Any]:
-    """One goal in the shape bench.report writes them."""
-    return {
-        "name": name,
-        "target": target,
-        "measured": round(measured, 4) if math.isfinite(measured) else None,
-        "unit": unit,
-        "met": bool(met) if math.isfinite(measured) else False,
-        "detail": detail,
-    }
-
-
 def goals_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """Each mode against the three goals: added p50 and p99 at concurrency 1, throughput ratio at 8."""
     goals = []
@@ -198,7 +186,7 @@ def goals_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
         direct = f"direct p50 {c1['direct']['p50_ms']:.2f} ms, p99 {c1['direct']['p99_ms']:.2f} ms"
         rps = f"{c8['router']['throughput_rps']:.0f} / {c8['direct']['throughput_rps']:.0f} rps"
         goals += [
-            _goal(
+            goal(
                 f"{label}: added p50, concurrency 1",
                 f"<= +{GOAL_ADDED_P50_MS} ms",
                 p50,
@@ -206,7 +194,7 @@ def goals_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 p50 <= GOAL_ADDED_P50_MS,
                 direct,
             ),
-            _goal(
+            goal(
                 f"{label}: added p99, concurrency 1",
                 f"<= +{GOAL_ADDED_P99_MS} ms",
                 p99,
@@ -214,7 +202,7 @@ def goals_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 p99 <= GOAL_ADDED_P99_MS,
                 direct,
             ),
-            _goal(
+            goal(
                 f"{label}: throughput through / direct, concurrency {CONCURRENCY}",
                 f">= {GOAL_THROUGHPUT_RATIO}",
                 ratio,
