@@ -8,6 +8,7 @@ kubectl) and `cluster.compose.Compose` (containers, through the Docker CLI) are 
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ class CommandError(Failed):
     """The target's CLI failed (an API server busy, a container restarting): `wait` retries these."""
 
 
-class Target:
+class Target(ABC):
     """The shared half of a target; a subclass answers `rollout()` (the controller's state file)."""
 
     def __init__(self) -> None:
@@ -45,8 +46,9 @@ class Target:
             time.sleep(every_s)
         raise Failed(what)
 
+    @abstractmethod
     def rollout(self) -> dict[str, Any] | None:
-        raise NotImplementedError
+        """The controller's current or last rollout (its state file); None before the first."""
 
     def follow_rollout(self, candidate: str, timeout_s: float) -> dict[str, Any]:
         """The rollout of `candidate`, each new phase and weight on the timeline, once it ended."""
