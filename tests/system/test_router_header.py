@@ -28,6 +28,8 @@ from mlops_lab.load.traffic import Traffic
 from mlops_lab.settings import Settings
 from tests.conftest import TOKEN, make_settings
 
+from ..support.asgi import read_body
+
 IN_A_ROW = 3  # router_unhealthy_after here
 CARDS = [f"card-{i:04d}" for i in range(200)]
 
@@ -50,12 +52,7 @@ class Recorder:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
+        body = await read_body(receive)
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         self.seen.append(Seen(body, headers))
         try:

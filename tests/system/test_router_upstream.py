@@ -20,6 +20,8 @@ import uvicorn
 from mlops_lab.canary.upstream import Upstream, UpstreamError
 from tests.conftest import free_port
 
+from ..support.asgi import read_body
+
 
 class App:
     """/echo: the body back; /slow: after 2 s; /chunked: three chunks (uvicorn sends them chunked,
@@ -31,12 +33,7 @@ class App:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
+        body = await read_body(receive)
         self.ports.append(scope["client"][1])
         if scope["path"] == "/slow":
             await asyncio.sleep(2.0)
